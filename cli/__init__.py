@@ -1,0 +1,1 @@
+"""The `gencompress` command line (installed as the package gencompress_cli)."""

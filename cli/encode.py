@@ -1,0 +1,75 @@
+"""gencompress encode: images -> .gcz files."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import click
+
+from gencompress.models.registry import DEFAULT_MODEL, MODELS
+
+from .common import IMAGE_SUFFIXES, STDIO, describe, expand_inputs, output_for, print_json, progress, read_input, write_output
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (one input; '-' for stdout) or directory (several inputs).")
+@click.option("--model", type=click.Choice(sorted(MODELS)), default=DEFAULT_MODEL, show_default=True)
+@click.option("--quality", type=click.IntRange(1, 8), default=3, show_default=True,
+              help="1 (smallest file) to 8 (best picture): CompressAI's λ 0.0018 ... 0.18.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print bytes, bpp and seconds per file as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
+@click.pass_context
+def encode(ctx, inputs, output, model, quality, device, force, as_json, quiet, verbose):
+    """Compress images (files, directories, or '-' for stdin) to INPUT.gcz."""
+    from gencompress import Codec
+
+    files = expand_inputs(inputs, IMAGE_SUFFIXES)
+    if not files:
+        raise click.UsageError("no input images found")
+    codec = Codec(model=model, quality=quality, device=device)
+    results, failed = [], 0
+    for src in progress(files, quiet, "encode"):
+        dst = output_for(src, output, len(files) > 1, lambda p: p.with_name(p.name + ".gcz"))
+        if dst == STDIO and as_json:
+            raise click.UsageError("--json writes to stdout; give -o for the compressed output")
+        try:
+            result = _encode_one(codec, src, dst, force)
+        except Exception as exc:  # noqa: BLE001 - report, go on with the other inputs
+            if len(files) == 1:
+                raise
+            failed += 1
+            click.echo(f"Error: {src}: {describe(exc)}", err=True)
+            continue
+        results.append(result)
+        if not quiet and not as_json:
+            detail = f", {model} q{quality} on {codec.device}, {result['width']}x{result['height']}" if verbose else ""
+            click.echo(f"{src} -> {dst}: {result['bytes']} bytes, {result['bpp']:.4f} bpp, "
+                       f"{result['seconds']:.2f} s{detail}", err=True)
+    if as_json:
+        print_json(results)
+    if failed:
+        ctx.exit(1)
+
+
+def _encode_one(codec, src: str, dst: str, force: bool) -> dict:
+    from PIL import Image
+
+    if dst != STDIO and Path(dst).exists() and not force:
+        raise FileExistsError(f"{dst} already exists (use -f to overwrite)")
+    image = Image.open(io.BytesIO(read_input(src))) if src == STDIO else src
+    start = time.perf_counter()
+    data = codec.encode(image)
+    seconds = time.perf_counter() - start
+    from gencompress.container import unpack
+
+    header = unpack(data).header
+    write_output(dst, data, force)
+    return {"input": src, "output": dst, "model": header.model, "quality": header.quality,
+            "width": header.width, "height": header.height, "bytes": len(data),
+            "bpp": 8 * len(data) / header.pixels, "seconds": round(seconds, 4)}

@@ -1,0 +1,30 @@
+"""gencompress: learned image compression (autoencoder and hyperprior VAE) into .gcz files.
+
+    >>> import gencompress
+    >>> data = gencompress.encode("photo.png", model="vae", quality=3)   # bytes
+    >>> pixels = gencompress.decode(data)                                # HxWx3 uint8 array
+
+Importing this package is cheap: torch loads when the first image is coded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .codec import Codec
+from .container import ChecksumError, FormatError
+from .images import ImageError, ImageLike
+from .models.registry import DEFAULT_MODEL, MODELS
+
+__version__ = "0.1.0"
+__all__ = ["Codec", "ChecksumError", "FormatError", "ImageError", "MODELS", "decode", "encode", "__version__"]
+
+
+def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, device: str | None = None) -> bytes:
+    """Compress an image (path, PIL image, or uint8 array HxW / HxWxC) to .gcz bytes."""
+    return Codec(model=model, quality=quality, device=device).encode(image)
+
+
+def decode(data: bytes, *, device: str | None = None, verify: bool = True) -> np.ndarray:
+    """Decompress .gcz bytes to a uint8 array (HxW for grayscale, HxWx3, HxWx4 with alpha)."""
+    return Codec(device=device).decode(data, verify=verify)

@@ -1,0 +1,53 @@
+"""Named models: architecture, constructor arguments and shipped weight file.
+
+Importing this module is cheap (no torch): `gencompress models` and `info` list models without
+loading a network. build() and load() import the architecture on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    target: str  # "module:Class" under gencompress.models
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> Path:
+        return WEIGHTS_DIR / f"{self.name}.safetensors"
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("ae", "autoencoder, factorized prior (Ballé 2017), 8 qualities by gains",
+                  "ae:FactorizedPrior", {"n": 128, "m": 192}),
+        ModelSpec("vae", "mean-scale hyperprior (Minnen 2018, no context), 8 qualities by gains",
+                  "vae:MeanScaleHyperprior", {"n": 128, "m": 192}),
+    )
+}
+DEFAULT_MODEL = "vae"
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r} (known: {', '.join(MODELS)})") from None
+
+
+def build(name: str, **overrides: Any):
+    """A freshly initialised (untrained) network of the named architecture."""
+    s = spec(name)
+    module_name, cls_name = s.target.split(":")
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    return getattr(module, cls_name)(**(s.config | overrides))

@@ -1,0 +1,105 @@
+"""`vae`: mean-scale hyperprior (Minnen et al. 2018, without the serial context), variable rate by gains.
+
+The hyper-synthesis that predicts each latent's Gaussian (mean, scale) runs in float64 on the CPU
+during coding: the scale index that picks each symbol's coding table must come out identical in
+the encoder and the decoder whatever their devices, and float64 keeps rounding far from any
+table boundary. It is a small network at 1/64 of the image size, so this costs little.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import numpy as np
+import torch
+from compressai.entropy_models import GaussianConditional
+from compressai.models.utils import conv, deconv
+from torch import Tensor, nn
+
+from .ae import SymbolReader, _eb_tables, channel_indexes
+from .base import PerQualityBottlenecks, QualityGains, analysis_transform, bits, round_ste, synthesis_transform
+
+# CompressAI's scale table: 64 levels, log-spaced from 0.11 to 256.
+SCALE_TABLE = np.exp(np.linspace(np.log(0.11), np.log(256.0), 64)).tolist()
+
+
+class MeanScaleHyperprior(nn.Module):
+    stride = 64
+
+    def __init__(self, n: int = 128, m: int = 192):
+        super().__init__()
+        self.g_a = analysis_transform(n, m)
+        self.g_s = synthesis_transform(n, m)
+        self.h_a = nn.Sequential(
+            conv(m, n, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+            conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n),
+        )
+        self.h_s = nn.Sequential(
+            deconv(n, m), nn.LeakyReLU(inplace=True),
+            deconv(m, m * 3 // 2), nn.LeakyReLU(inplace=True),
+            conv(m * 3 // 2, m * 2, stride=1, kernel_size=3),
+        )
+        self.gains = QualityGains(m)
+        self.entropy_z = PerQualityBottlenecks(n)
+        self.gaussian = GaussianConditional(SCALE_TABLE)
+        self._h_s64: nn.Module | None = None
+        self._lock = threading.Lock()
+
+    def forward(self, x: Tensor, quality: Tensor) -> dict[str, Tensor]:
+        y = self.gains(self.g_a(x), quality)
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_z(z, quality)
+        z_med = self.entropy_z.medians(quality)
+        z_hat = round_ste(z - z_med) + z_med
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_likelihoods = self.gaussian(y, scales, means=means)
+        y_hat = round_ste(y - means) + means
+        x_hat = self.g_s(self.gains(y_hat, quality, inverse=True))
+        return {"x_hat": x_hat, "bits": bits(y_likelihoods) + bits(z_likelihoods)}
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_z.aux_loss()
+
+    def update_tables(self) -> None:
+        self.entropy_z.update()
+        self.gaussian.update_scale_table(SCALE_TABLE, force=True)
+
+    def tables(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        tables = {f"z{q}": _eb_tables(b) for q, b in enumerate(self.entropy_z.bottlenecks)}
+        tables["gaussian"] = _eb_tables(self.gaussian)
+        return tables
+
+    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, np.ndarray]:
+        """Means (float32, on z_hat's device) and scale-table indexes (numpy) from z_hat, in float64 on CPU."""
+        with self._lock:
+            if self._h_s64 is None:
+                self._h_s64 = copy.deepcopy(self.h_s).to("cpu", torch.float64)
+        scales, means = self._h_s64(z_hat.to("cpu", torch.float64)).chunk(2, 1)
+        indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
+        return means.to(device=z_hat.device, dtype=torch.float32), indexes
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
+        q = torch.tensor([quality], device=x.device)
+        y = self.gains(self.g_a(x), q)
+        z = self.h_a(y)
+        z_med = self.entropy_z.medians(q)
+        z_sym = torch.round(z - z_med)
+        means, indexes = self._gaussian_params(z_sym + z_med)
+        y_sym = torch.round(y - means)
+        x_hat = self.g_s(self.gains(y_sym + means, q, inverse=True))
+        z_np = z_sym[0].to(torch.int32).cpu().numpy()
+        y_np = y_sym[0].to(torch.int32).cpu().numpy()
+        return [(z_np, channel_indexes(z_np.shape), f"z{quality}"), (y_np, indexes, "gaussian")], x_hat
+
+    @torch.no_grad()
+    def decode(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader, device: torch.device) -> Tensor:
+        q = torch.tensor([quality], device=device)
+        n = self.h_a[-1].out_channels
+        z_hw = (latent_hw[0] // 4, latent_hw[1] // 4)
+        z_sym = read(channel_indexes((n, *z_hw)), f"z{quality}")
+        z_hat = torch.from_numpy(z_sym).to(device=device, dtype=torch.float32)[None] + self.entropy_z.medians(q)
+        means, indexes = self._gaussian_params(z_hat)
+        y_sym = torch.from_numpy(read(indexes, "gaussian")).to(device=device, dtype=torch.float32)[None]
+        return self.g_s(self.gains(y_sym + means, q, inverse=True))

@@ -1,0 +1,63 @@
+"""Turn a training checkpoint into a shipped weight file.
+
+Convolution weights are stored in half precision (they dominate the size); small tensors, the
+entropy models' parameters and the integer coding tables keep full precision. The network is
+rounded to those precisions *before* the coding tables are computed, so the tables describe
+exactly the model that ships. The safetensors metadata records architecture, qualities, recipe
+and data; .gcz files name the file by its SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..models import registry
+from ..models.base import LAMBDAS
+
+HALF_MIN_ELEMENTS = 4096  # tensors at least this big are stored as float16
+
+
+def shipped_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: (v.half() if v.is_floating_point() and v.numel() >= HALF_MIN_ELEMENTS else v).contiguous()
+            for k, v in model.state_dict().items()}
+
+
+def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
+    """Write out (a .safetensors file) from checkpoint_dir; returns out."""
+    meta = json.loads((checkpoint_dir / "checkpoint.json").read_text())
+    cfg = meta["config"]
+    tensors = load_file(checkpoint_dir / "checkpoint.safetensors")
+    model = registry.build(cfg["model"])
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in shipped_state(model).items()})
+    model.eval()
+    with torch.no_grad():
+        for bottleneck in _bottlenecks(model):
+            bottleneck._update_quantiles()  # bisection: exact tails instead of the slowly trained aux estimate
+        model.update_tables()
+    metadata = {
+        "format": "gencompress-weights-1",
+        "model": cfg["model"],
+        "architecture": registry.spec(cfg["model"]).target,
+        "config": json.dumps(registry.spec(cfg["model"]).config),
+        "qualities": json.dumps({q + 1: lmbda for q, lmbda in enumerate(LAMBDAS)}),
+        "recipe": json.dumps({k: cfg[k] for k in ("steps", "batch", "patch", "lr", "aux_lr", "clip", "seed", "device")}
+                             | {"steps_done": meta["step"], "loss": "lambda*255^2*MSE + bpp, per-sample quality"}),
+        "data": json.dumps(cfg["data"]),
+    } | {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (notes or {}).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    save_file(shipped_state(model), tmp, metadata=metadata)
+    tmp.chmod(0o644)
+    tmp.replace(out)
+    return out
+
+
+def _bottlenecks(model: torch.nn.Module):
+    from compressai.entropy_models import EntropyBottleneck
+
+    return [m for m in model.modules() if isinstance(m, EntropyBottleneck)]

@@ -1,0 +1,132 @@
+"""The gencompress command as a user runs it: outputs, -f, --json, stdin/stdout, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CLI = [sys.executable, "-m", "gencompress_cli.main"]
+
+
+def run(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, cwd=cwd, timeout=300)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture()
+def photo(tmp_path, rgb) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_encode_decode_default_names(photo):
+    before = photo.read_bytes()
+    proc = run("encode", str(photo), "--model", "ae", "--quality", "2", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    gcz = photo.with_name("photo.png.gcz")
+    assert gcz.is_file() and photo.read_bytes() == before
+    assert "bpp" in proc.stderr.decode()
+    # decoding next to the original would overwrite photo.png: refused without -f
+    assert "already exists" in one_line_error(run("decode", str(gcz)))
+    assert photo.read_bytes() == before
+    out = photo.with_name("back.png")
+    assert run("decode", str(gcz), "-o", str(out), "-q").returncode == 0
+    assert np.asarray(Image.open(out)).shape == (80, 96, 3)
+    assert run("decode", str(gcz), "-f").returncode == 0
+    assert photo.read_bytes() != before  # -f did overwrite
+
+
+def test_no_overwrite_without_force(photo):
+    gcz = photo.with_name("photo.png.gcz")
+    gcz.write_bytes(b"keep me")
+    assert "-f" in one_line_error(run("encode", str(photo)))
+    assert gcz.read_bytes() == b"keep me"
+    assert run("encode", str(photo), "-f", "-q").returncode == 0
+    assert gcz.read_bytes()[:4] == b"\x89GCZ"
+
+
+def test_json_and_info(photo):
+    proc = run("encode", str(photo), "--json", "--quality", "1")
+    results = json.loads(proc.stdout)
+    size = photo.with_name("photo.png.gcz").stat().st_size
+    assert results[0]["bytes"] == size and results[0]["bpp"] == pytest.approx(8 * size / (96 * 80))
+    assert results[0]["seconds"] > 0
+    info = json.loads(run("info", str(photo.with_name("photo.png.gcz")), "--json").stdout)
+    assert info["model"] == "vae" and info["quality"] == 1 and (info["width"], info["height"]) == (96, 80)
+    assert info["bytes"] == size
+    text = run("info", str(photo.with_name("photo.png.gcz"))).stdout.decode()
+    assert "model: vae" in text and "bpp:" in text
+
+
+def test_stdin_stdout(photo):
+    proc = run("encode", "-", "--quality", "1", stdin=photo.read_bytes())
+    assert proc.returncode == 0 and proc.stdout[:4] == b"\x89GCZ"
+    back = run("decode", "-", stdin=proc.stdout)
+    assert back.returncode == 0 and back.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_directory_with_several_inputs(tmp_path, rgb):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(rgb, i, axis=0)).save(src / f"{i}.png")
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run("encode", str(src), "-o", str(out), "--json", "--quality", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["0.png.gcz", "1.png.gcz", "2.png.gcz"]
+    assert len(json.loads(proc.stdout)) == 3
+    dec = tmp_path / "dec"
+    dec.mkdir()
+    assert run("decode", str(out), "-o", str(dec), "-q").returncode == 0
+    assert sorted(p.name for p in dec.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a gcz file at all", b"\x89GCZ\r\n\x1a\n\x07"])
+def test_bad_files_give_one_line_and_no_output(tmp_path, content):
+    bad = tmp_path / "bad.gcz"
+    bad.write_bytes(content)
+    for args in (["decode", str(bad)], ["info", str(bad)]):
+        assert one_line_error(run(*args)).startswith("Error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.gcz"]
+
+
+def test_truncated_file_leaves_no_output(photo):
+    run("encode", str(photo), "-q")
+    gcz = photo.with_name("photo.png.gcz")
+    gcz.write_bytes(gcz.read_bytes()[:-10])
+    out = photo.with_name("out.png")
+    assert "truncated" in one_line_error(run("decode", str(gcz), "-o", str(out)))
+    assert not out.exists() and not list(photo.parent.glob(".*tmp"))
+
+
+def test_bad_image_and_usage(tmp_path):
+    txt = tmp_path / "x.png"
+    txt.write_text("not an image")
+    assert "cannot read" in one_line_error(run("encode", str(txt)))
+    assert "no such file" in one_line_error(run("encode", str(tmp_path / "missing.png")))
+    assert run("encode", str(txt), "--quality", "9").returncode == 2
+    assert not list(tmp_path.glob("*.gcz"))
+
+
+def test_models_lists_shipped_models():
+    rows = json.loads(run("models", "--json").stdout)
+    assert {r["name"] for r in rows} == {"ae", "vae"}
+    assert all(len(r["sha256"]) == 64 and r["qualities"] == list(range(1, 9)) for r in rows)
+    assert "vae" in run("models").stdout.decode()
