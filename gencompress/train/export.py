@@ -31,7 +31,8 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
     meta = json.loads((checkpoint_dir / "checkpoint.json").read_text())
     cfg = meta["config"]
     tensors = load_file(checkpoint_dir / "checkpoint.safetensors")
-    model = registry.build(cfg["model"])
+    config = registry.spec(cfg["model"]).config | cfg.get("model_config", {})
+    model = registry.build(cfg["model"], **config)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in shipped_state(model).items()})
     model.eval()
@@ -43,7 +44,7 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
         "format": "gencompress-weights-1",
         "model": cfg["model"],
         "architecture": registry.spec(cfg["model"]).target,
-        "config": json.dumps(registry.spec(cfg["model"]).config),
+        "config": json.dumps(config),
         "qualities": json.dumps({q + 1: lmbda for q, lmbda in enumerate(LAMBDAS)}),
         "recipe": json.dumps({k: cfg[k] for k in ("steps", "batch", "patch", "lr", "aux_lr", "clip", "seed", "device")}
                              | {"steps_done": meta["step"], "loss": "lambda*255^2*MSE + bpp, per-sample quality"}),

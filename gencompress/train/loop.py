@@ -44,7 +44,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every_s: float = 300.0
-    extra: dict = field(default_factory=dict)
+    model_config: dict = field(default_factory=dict)  # overrides of the registry's sizes
 
 
 def load_images(dirs: list[str], min_side: int) -> list[torch.Tensor]:
@@ -94,7 +94,7 @@ class Trainer:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.device = torch.device(cfg.device)
-        self.model = registry.build(cfg.model).to(self.device).train()
+        self.model = registry.build(cfg.model, **cfg.model_config).to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())
         self.opt = torch.optim.Adam([params[n] for n in sorted(params) if n not in aux], lr=cfg.lr)

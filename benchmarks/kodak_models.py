@@ -1,0 +1,153 @@
+"""Kodak rate-distortion and CPU speed of the shipped models against JPEG; feeds the manifest.
+
+    python benchmarks/kodak_models.py --kodak ../shared/data/kodak --update-manifest
+
+For every model and quality: bpp from the .gcz sizes, PSNR (8-bit RGB) and MS-SSIM of the decoded
+images, averaged over images per quality (per-image dB averaged, as CompressAI does), and the
+coded size against the model's own rate estimate. JPEG is libjpeg-turbo through Pillow with its
+defaults (4:2:0, standard Huffman tables), qualities 5..95. BD-rates (pchip) are against that
+JPEG curve. Speed: median of 3 encodes and decodes of kodim01 (768x512) at quality 3 on CPU with
+2 threads, weights already loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+import gencompress
+from gencompress import metrics
+from gencompress.codec import Codec, load_model, weights_sha256
+from gencompress.models.manifest import MANIFEST
+
+ROOT = Path(__file__).resolve().parent.parent
+JPEG_QUALITIES = list(range(5, 100, 5))
+
+
+def load_kodak(folder: Path) -> dict[str, np.ndarray]:
+    return {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))}
+
+
+def estimated_bytes(name: str, image: np.ndarray, quality: int) -> float:
+    """The model's own rate estimate (sum of -log2 likelihoods at test-time quantization), in bytes."""
+    net = load_model(name, "cpu")
+    stride = net.model.stride
+    padded = np.pad(image, ((0, -image.shape[0] % stride), (0, -image.shape[1] % stride), (0, 0)), mode="edge")
+    x = torch.tensor(padded).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        return float(net.model(x, torch.tensor([quality - 1]))["bits"]) / 8
+
+
+def point(rows: list[dict], **extra) -> dict:
+    mean = {k: statistics.fmean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim", "ms_ssim_db")}
+    return extra | mean | {"images": len(rows)}
+
+
+def evaluate_model(name: str, images: dict[str, np.ndarray]) -> list[dict]:
+    points = []
+    for quality in range(1, 9):
+        codec = Codec(model=name, quality=quality, device="cpu")
+        rows, coded, estimate = [], 0, 0.0
+        for key, image in tqdm(images.items(), desc=f"{name} q{quality}", file=sys.stderr, leave=False):
+            data = codec.encode(image)
+            decoded = codec.decode(data)
+            ms = metrics.ms_ssim(image, decoded)
+            rows.append({"image": key, "bytes": len(data), "bpp": 8 * len(data) / image.shape[0] / image.shape[1],
+                         "psnr": metrics.psnr(image, decoded), "ms_ssim": ms, "ms_ssim_db": metrics.ms_ssim_db(ms)})
+            coded += len(data)
+            estimate += estimated_bytes(name, image, quality)
+        points.append(point(rows, quality=quality) | {"rate_overhead_pct": 100 * (coded / estimate - 1),
+                                                      "per_image": rows})
+    return points
+
+
+def evaluate_jpeg(images: dict[str, np.ndarray]) -> list[dict]:
+    points = []
+    for quality in JPEG_QUALITIES:
+        rows = []
+        for key, image in images.items():
+            buf = io.BytesIO()
+            Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+            decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            ms = metrics.ms_ssim(image, decoded)
+            rows.append({"image": key, "bpp": 8 * buf.tell() / image.shape[0] / image.shape[1],
+                         "psnr": metrics.psnr(image, decoded), "ms_ssim": ms, "ms_ssim_db": metrics.ms_ssim_db(ms)})
+        points.append(point(rows, quality=quality))
+    return points
+
+
+def cpu_speed(name: str, image: np.ndarray, quality: int = 3, repeats: int = 3) -> dict:
+    torch.set_num_threads(2)
+    codec = Codec(model=name, quality=quality, device="cpu")
+    data = codec.encode(image)  # loads the weights
+    enc, dec = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        data = codec.encode(image)
+        enc.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        codec.decode(data)
+        dec.append(time.perf_counter() - start)
+    return {"image": "kodim01 768x512", "quality": quality, "threads": 2,
+            "encode_s": round(statistics.median(enc), 3), "decode_s": round(statistics.median(dec), 3)}
+
+
+def bd_rates(points: list[dict], jpeg: list[dict]) -> dict:
+    rate = [p["bpp"] for p in points]
+    return {"psnr": metrics.bd_rate([p["bpp"] for p in jpeg], [p["psnr"] for p in jpeg], rate, [p["psnr"] for p in points]),
+            "ms_ssim_db": metrics.bd_rate([p["bpp"] for p in jpeg], [p["ms_ssim_db"] for p in jpeg], rate,
+                                          [p["ms_ssim_db"] for p in points])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
+    parser.add_argument("--models", nargs="+", default=["ae", "vae"])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kodak_models.json")
+    parser.add_argument("--update-manifest", action="store_true", help=f"write the figures to {MANIFEST}")
+    args = parser.parse_args()
+
+    images = load_kodak(args.kodak)
+    jpeg = evaluate_jpeg(images)
+    results = {"kodak": str(args.kodak), "images": len(images), "gencompress": gencompress.__version__,
+               "torch": torch.__version__, "jpeg": {"settings": "Pillow libjpeg-turbo, 4:2:0, quality 5..95",
+                                                    "points": jpeg}, "models": {}}
+    for name in args.models:
+        points = evaluate_model(name, images)
+        results["models"][name] = {"points": points, "bd_rate_vs_jpeg": bd_rates(points, jpeg),
+                                   "cpu": cpu_speed(name, images["kodim01"])}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"Kodak, {len(images)} images; BD-rate against JPEG (Pillow 4:2:0), negative = smaller files")
+    print(f"{'model':6} {'q':>2} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8} {'overhead':>9}")
+    for name, res in results["models"].items():
+        for p in res["points"]:
+            print(f"{name:6} {p['quality']:>2} {p['bpp']:7.4f} {p['psnr']:7.3f} {p['ms_ssim']:8.5f} "
+                  f"{p['rate_overhead_pct']:8.3f}%")
+        bd, cpu = res["bd_rate_vs_jpeg"], res["cpu"]
+        print(f"{name:6} BD-rate vs JPEG: PSNR {bd['psnr']:+.1f}%, MS-SSIM {bd['ms_ssim_db']:+.1f}%; "
+              f"CPU q3 768x512: encode {cpu['encode_s']:.2f} s, decode {cpu['decode_s']:.2f} s")
+    if args.update_manifest:
+        command = "python benchmarks/kodak_models.py --update-manifest"
+        manifest = {name: {"kodak": [{k: round(v, 5) if isinstance(v, float) else v for k, v in p.items()
+                                      if k != "per_image"} for p in res["points"]],
+                           "kodak_bd_rate_vs_jpeg": round(res["bd_rate_vs_jpeg"]["psnr"], 2),
+                           "kodak_bd_rate_vs_jpeg_msssim": round(res["bd_rate_vs_jpeg"]["ms_ssim_db"], 2),
+                           "cpu_speed": res["cpu"], "measured_with": command,
+                           "measured_weights_sha256": weights_sha256(name).hex()}
+                    for name, res in results["models"].items()}
+        MANIFEST.write_text(json.dumps(manifest, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Files written by earlier versions keep decoding to the very same pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import gencompress
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+EXPECTED = json.loads((GOLDEN / "golden.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_golden_file_decodes_to_the_same_pixels(name):
+    pixels = gencompress.decode((GOLDEN / f"{name}.gcz").read_bytes(), device="cpu")
+    assert list(pixels.shape) == EXPECTED[name]["shape"]
+    assert hashlib.sha256(pixels.tobytes()).hexdigest() == EXPECTED[name]["sha256"]
+
+
+def test_there_are_golden_files_of_both_models():
+    models = {gencompress.container.unpack((GOLDEN / f"{n}.gcz").read_bytes()).header.model for n in EXPECTED}
+    assert models == {"ae", "vae"}

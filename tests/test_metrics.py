@@ -1,0 +1,30 @@
+"""Metrics on cases with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gencompress import metrics
+
+RATES = [0.2, 0.4, 0.8, 1.6, 3.2]
+PSNRS = [27.0, 30.5, 33.8, 36.9, 39.5]
+
+
+def test_bd_rate_identical_curves_is_zero():
+    assert metrics.bd_rate(RATES, PSNRS, RATES, PSNRS) == pytest.approx(0, abs=1e-9)
+
+
+def test_bd_rate_scaled_rates():
+    assert metrics.bd_rate(RATES, PSNRS, [0.9 * r for r in RATES], PSNRS) == pytest.approx(-10, abs=1e-6)
+    assert metrics.bd_rate(RATES, PSNRS, [1.2 * r for r in RATES], PSNRS) == pytest.approx(20, abs=1e-6)
+
+
+def test_psnr_and_ms_ssim():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    assert metrics.psnr(a, a) == float("inf")
+    b = np.clip(a.astype(int) + 1, 0, 255).astype(np.uint8)
+    assert 48 < metrics.psnr(a, b) < 48.2  # MSE just under 1
+    assert metrics.ms_ssim(a, a) == pytest.approx(1.0)
+    assert metrics.ms_ssim(a, b) < 1.0 and metrics.ms_ssim_db(0.99) == pytest.approx(20.0)
