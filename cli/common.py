@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import click
 
@@ -89,3 +89,32 @@ def progress(items: list[str], quiet: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="file", file=sys.stderr)
+
+
+def run_each(ctx: click.Context, files: list[str], output: str | None, default: Callable[[Path], Path],
+             work: Callable[[str, str], dict], summary: Callable[[dict], str], quiet: bool, as_json: bool,
+             desc: str) -> None:
+    """Run work(src, dst) per input; one input fails loudly, several go on and exit 1 if any failed.
+
+    Per file: a summary line on stderr (unless -q or --json); at the end the results as JSON on stdout.
+    """
+    results, failed = [], 0
+    for src in progress(files, quiet, desc):
+        dst = output_for(src, output, len(files) > 1, default)
+        if dst == STDIO and as_json:
+            raise click.UsageError("--json writes to stdout; give -o for the output")
+        try:
+            result = work(src, dst)
+        except Exception as exc:  # noqa: BLE001 - report, go on with the other inputs
+            if len(files) == 1:
+                raise
+            failed += 1
+            click.echo(f"Error: {src}: {describe(exc)}", err=True)
+            continue
+        results.append(result)
+        if not quiet and not as_json:
+            click.echo(f"{src} -> {dst}: {summary(result)}", err=True)
+    if as_json:
+        print_json(results)
+    if failed:
+        ctx.exit(1)

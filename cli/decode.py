@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import STDIO, describe, expand_inputs, output_for, print_json, progress, read_input, write_output
+from .common import STDIO, expand_inputs, read_input, run_each, write_output
 
 
 def default_output(path: Path) -> Path:
@@ -35,27 +35,13 @@ def decode(ctx, inputs, output, device, force, no_verify, as_json, quiet, verbos
     if not files:
         raise click.UsageError("no .gcz inputs found")
     codec = Codec(device=device)
-    results, failed = [], 0
-    for src in progress(files, quiet, "decode"):
-        dst = output_for(src, output, len(files) > 1, default_output)
-        if dst == STDIO and as_json:
-            raise click.UsageError("--json writes to stdout; give -o for the decoded image")
-        try:
-            result = _decode_one(codec, src, dst, force, not no_verify)
-        except Exception as exc:  # noqa: BLE001 - report, go on with the other inputs
-            if len(files) == 1:
-                raise
-            failed += 1
-            click.echo(f"Error: {src}: {describe(exc)}", err=True)
-            continue
-        results.append(result)
-        if not quiet and not as_json:
-            detail = f", {result['width']}x{result['height']}x{result['channels']}" if verbose else ""
-            click.echo(f"{src} -> {dst}: {result['seconds']:.2f} s{detail}", err=True)
-    if as_json:
-        print_json(results)
-    if failed:
-        ctx.exit(1)
+
+    def summary(r: dict) -> str:
+        detail = f", {r['width']}x{r['height']}x{r['channels']}" if verbose else ""
+        return f"{r['seconds']:.2f} s{detail}"
+
+    run_each(ctx, files, output, default_output,
+             lambda src, dst: _decode_one(codec, src, dst, force, not no_verify), summary, quiet, as_json, "decode")
 
 
 def _decode_one(codec, src: str, dst: str, force: bool, verify: bool) -> dict:

@@ -10,7 +10,7 @@ import click
 
 from gencompress.models.registry import DEFAULT_MODEL, MODELS
 
-from .common import IMAGE_SUFFIXES, STDIO, describe, expand_inputs, output_for, print_json, progress, read_input, write_output
+from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, write_output
 
 
 @click.command()
@@ -33,28 +33,13 @@ def encode(ctx, inputs, output, model, quality, device, force, as_json, quiet, v
     if not files:
         raise click.UsageError("no input images found")
     codec = Codec(model=model, quality=quality, device=device)
-    results, failed = [], 0
-    for src in progress(files, quiet, "encode"):
-        dst = output_for(src, output, len(files) > 1, lambda p: p.with_name(p.name + ".gcz"))
-        if dst == STDIO and as_json:
-            raise click.UsageError("--json writes to stdout; give -o for the compressed output")
-        try:
-            result = _encode_one(codec, src, dst, force)
-        except Exception as exc:  # noqa: BLE001 - report, go on with the other inputs
-            if len(files) == 1:
-                raise
-            failed += 1
-            click.echo(f"Error: {src}: {describe(exc)}", err=True)
-            continue
-        results.append(result)
-        if not quiet and not as_json:
-            detail = f", {model} q{quality} on {codec.device}, {result['width']}x{result['height']}" if verbose else ""
-            click.echo(f"{src} -> {dst}: {result['bytes']} bytes, {result['bpp']:.4f} bpp, "
-                       f"{result['seconds']:.2f} s{detail}", err=True)
-    if as_json:
-        print_json(results)
-    if failed:
-        ctx.exit(1)
+
+    def summary(r: dict) -> str:
+        detail = f", {model} q{quality} on {codec.device}, {r['width']}x{r['height']}" if verbose else ""
+        return f"{r['bytes']} bytes, {r['bpp']:.4f} bpp, {r['seconds']:.2f} s{detail}"
+
+    run_each(ctx, files, output, lambda p: p.with_name(p.name + ".gcz"),
+             lambda src, dst: _encode_one(codec, src, dst, force), summary, quiet, as_json, "encode")
 
 
 def _encode_one(codec, src: str, dst: str, force: bool) -> dict:

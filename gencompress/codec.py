@@ -134,6 +134,9 @@ class Codec:
         c = container.unpack(data, self.max_pixels)
         h = c.header
         net = self._model_for(h)
+        alpha_streams = c.stream(StreamKind.ALPHA)
+        if len(alpha_streams) != (h.channels == 4):
+            raise FormatError(f"corrupt .gcz file ({len(alpha_streams)} alpha streams for {h.channels} channels)")
         stride = net.model.stride
         latent_hw = (-(-h.height // stride) * stride // 16, -(-h.width // stride) * stride // 16)
         coded = list(c.stream(StreamKind.LATENTS))
@@ -153,12 +156,7 @@ class Codec:
             raise FormatError("corrupt .gcz file (too many latent streams)")
         if _symbols_crc(symbols) != h.symbols_crc:
             raise ChecksumError("decoded latents differ from the encoder's (symbols CRC mismatch)")
-        alpha = None
-        if h.channels == 4:
-            alpha_streams = c.stream(StreamKind.ALPHA)
-            if len(alpha_streams) != 1:
-                raise FormatError("corrupt .gcz file (RGBA image without one alpha stream)")
-            alpha = images.decompress_alpha(alpha_streams[0], h.height, h.width)
+        alpha = images.decompress_alpha(alpha_streams[0], h.height, h.width) if alpha_streams else None
         pixels = images.from_planes(_to_uint8(x_hat)[:h.height, :h.width], alpha, h.channels)
         if verify and h.device == _device_kind(net.device) and zlib.crc32(pixels.tobytes()) != h.pixels_crc:
             raise ChecksumError("decoded pixels differ from the encoder's (pixel CRC mismatch)")

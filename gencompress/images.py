@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .container import FormatError
 
@@ -50,7 +50,7 @@ def _open(path: Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            return img
+            return ImageOps.exif_transpose(img)  # code what viewers show: the EXIF orientation applied
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except (OSError, Image.DecompressionBombError, ValueError) as exc:

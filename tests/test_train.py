@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from gencompress.models.registry import spec
 from gencompress.train.export import export
 from gencompress.train.loop import TrainConfig, Trainer, train
 
@@ -34,3 +35,15 @@ def test_train_checkpoint_resume_export(tmp_path, rgb):
         assert f.get_tensor("gaussian._quantized_cdf").dtype == torch.int32
     assert meta["model"] == "vae" and json.loads(meta["config"]) == {"n": 8, "m": 12}
     assert json.loads(meta["recipe"])["steps_done"] == 3 and json.loads(meta["data"]) == [str(data)]
+
+
+def test_training_can_start_from_shipped_weights(tmp_path, rgb):
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(rgb).save(data / "0.png")
+    cfg = TrainConfig(model="ae", data=[str(data)], out=str(tmp_path / "run"), steps=1, batch=1, patch=64,
+                      init=str(spec("ae").weights))
+    trainer = Trainer(cfg)
+    with safe_open(cfg.init, "pt") as f:
+        expected = f.get_tensor("g_s.0.weight").float()
+    assert torch.equal(trainer.model.g_s[0].weight.detach(), expected)

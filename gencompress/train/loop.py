@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_every_s: float = 300.0
     model_config: dict = field(default_factory=dict)  # overrides of the registry's sizes
+    init: str | None = None  # a shipped .safetensors to start from (continue training across sessions)
 
 
 def load_images(dirs: list[str], min_side: int) -> list[torch.Tensor]:
@@ -94,7 +95,15 @@ class Trainer:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.device = torch.device(cfg.device)
-        self.model = registry.build(cfg.model, **cfg.model_config).to(self.device).train()
+        self.model = registry.build(cfg.model, **cfg.model_config)
+        if cfg.init:
+            state = load_file(cfg.init)
+            trained = {k: v.float() for k, v in state.items() if v.is_floating_point()}
+            missing = set(self.model.state_dict()) - set(trained) - {k for k in state if not state[k].is_floating_point()}
+            if missing:
+                raise ValueError(f"{cfg.init} lacks {sorted(missing)[:3]}...")
+            self.model.load_state_dict(trained, strict=False)
+        self.model = self.model.to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())
         self.opt = torch.optim.Adam([params[n] for n in sorted(params) if n not in aux], lr=cfg.lr)
