@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .bench import bench
 from .common import Group
 from .decode import decode
 from .encode import encode
@@ -16,7 +17,7 @@ def main() -> None:
     """Learned image compression: encode images to .gcz and back."""
 
 
-for command in (encode, decode, info, models):
+for command in (encode, decode, info, models, bench):
     main.add_command(command)
 
 if __name__ == "__main__":

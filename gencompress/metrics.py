@@ -23,7 +23,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
 
-    ta, tb = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double() / 255 for x in (a, b))
+    ta, tb = (torch.tensor(x).permute(2, 0, 1)[None].double() / 255 for x in (a, b))
     return float(_ms_ssim(ta, tb, data_range=1.0))
 
 

@@ -1,0 +1,257 @@
+"""The engine behind `gencompress bench`: rate-distortion of learned and classical codecs on folders.
+
+Per (codec, setting, image): bytes, bpp (from the coded size), PSNR on 8-bit RGB and MS-SSIM of
+the decoded pixels, encode and decode seconds. Per (codec, setting): the mean of the per-image
+values (per-image PSNR in dB averaged, as CompressAI does). BD-rates (pchip) of every codec against
+an anchor codec and against published curves. Rows are cached in OUTDIR/cache.jsonl keyed by
+(codec, setting, image digest), so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from . import classical, metrics
+from .models import registry
+
+IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff"}  # lossless sources only
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How the bench drives one codec: settings, encode/decode, and a description with versions."""
+
+    name: str
+    settings: tuple[float, ...]
+    encode: Callable[[np.ndarray, float], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    info: dict[str, Any]
+
+
+def runner(name: str, device: str | None = None) -> Runner:
+    """A Runner for a registered model name or a classical codec name; raises LookupError if unavailable."""
+    if name in registry.MODELS:
+        from . import __version__
+        from .codec import Codec
+
+        codecs = {q: Codec(model=name, quality=q, device=device) for q in range(1, 9)}
+        return Runner(name, tuple(range(1, 9)), lambda rgb, q: codecs[int(q)].encode(rgb),
+                      lambda data: codecs[1].decode(data),
+                      {"settings": f"gencompress {name}, quality 1..8 on {codecs[1].device}",
+                       "versions": {"gencompress": __version__}})
+    if name in classical.CODECS:
+        c = classical.CODECS[name]
+        if not c.available():
+            raise LookupError(f"{name}: its library is not installed")
+        return Runner(name, c.qualities, c.encode, c.decode,
+                      {"settings": c.settings, "quality": c.quality_meaning, "versions": c.versions()})
+    raise LookupError(f"{name}: unknown codec (known: {', '.join([*registry.MODELS, *classical.CODECS])})")
+
+
+def find_images(dirs: Iterable[str | Path]) -> list[Path]:
+    paths: list[Path] = []
+    for d in map(Path, dirs):
+        paths.extend(sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else [d])
+    if not paths:
+        raise ValueError(f"no lossless images (.png, .ppm, ...) in {', '.join(map(str, dirs))}")
+    return paths
+
+
+def measure(r: Runner, setting: float, image: np.ndarray) -> dict[str, Any]:
+    """One codec, one setting, one image: size, quality and time, from the real file and pixels."""
+    start = time.perf_counter()
+    data = r.encode(image, setting)
+    mid = time.perf_counter()
+    decoded = r.decode(data)
+    end = time.perf_counter()
+    if decoded.shape != image.shape:
+        raise RuntimeError(f"{r.name} decoded shape {decoded.shape} for an image of {image.shape}")
+    h, w = image.shape[:2]
+    ms = metrics.ms_ssim(image, decoded) if min(h, w) > 160 else None
+    return {"bytes": len(data), "bpp": 8 * len(data) / (h * w), "psnr": metrics.psnr(image, decoded),
+            "ms_ssim": ms, "ms_ssim_db": None if ms is None else metrics.ms_ssim_db(ms),
+            "encode_s": mid - start, "decode_s": end - mid}
+
+
+class Cache:
+    """Rows already measured, appended to a JSON-lines file as they come."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.rows: dict[tuple, dict] = {}
+        if path and path.is_file():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self.rows[(row["codec"], row["setting"], row["digest"])] = row
+                except (json.JSONDecodeError, KeyError):
+                    continue  # a line cut short by an interruption
+
+    def get(self, codec: str, setting: float, digest: str) -> dict | None:
+        return self.rows.get((codec, setting, digest))
+
+    def put(self, row: dict) -> None:
+        self.rows[(row["codec"], row["setting"], row["digest"])] = row
+        if self.path:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def average(rows: list[dict]) -> dict[str, Any]:
+    out: dict[str, Any] = {"images": len(rows)}
+    for key in ("bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s"):
+        values = [r[key] for r in rows if r[key] is not None]
+        out[key] = statistics.fmean(values) if len(values) == len(rows) else None
+    return out
+
+
+def bd_table(curves: dict[str, list[dict]], anchors: dict[str, list[dict]]) -> dict[str, dict[str, dict]]:
+    """{anchor: {codec: {"psnr": %, "ms_ssim_db": %}}}; None where the curves do not overlap."""
+    table: dict[str, dict[str, dict]] = {}
+    for anchor_name, anchor in anchors.items():
+        for name, points in curves.items():
+            if name == anchor_name:
+                continue
+            entry = {}
+            for metric in ("psnr", "ms_ssim_db"):
+                a = [p for p in anchor if p.get(metric) is not None]
+                t = [p for p in points if p.get(metric) is not None]
+                entry[metric] = _bd(a, t, metric) if len(a) >= 4 and len(t) >= 4 else None
+            table.setdefault(anchor_name, {})[name] = entry
+    return table
+
+
+def _bd(anchor: list[dict], test: list[dict], metric: str) -> float | None:
+    lo = max(min(p[metric] for p in anchor), min(p[metric] for p in test))
+    hi = min(max(p[metric] for p in anchor), max(p[metric] for p in test))
+    if hi <= lo:
+        return None
+    try:
+        return metrics.bd_rate([p["bpp"] for p in anchor], [p[metric] for p in anchor],
+                               [p["bpp"] for p in test], [p[metric] for p in test])
+    except ValueError:
+        return None
+
+
+def load_published(path: Path) -> dict[str, list[dict]]:
+    """Curves from a CompressAI-style JSON: {name: [{"bpp", "psnr", "ms-ssim"}, ...]}."""
+    curves = {}
+    for name, points in json.loads(path.read_text()).items():
+        if isinstance(points, list) and points and isinstance(points[0], dict) and "bpp" in points[0]:
+            curves[name] = sorted(({"bpp": p["bpp"], "psnr": p.get("psnr"),
+                                    "ms_ssim_db": metrics.ms_ssim_db(p["ms-ssim"]) if p.get("ms-ssim") else None}
+                                   for p in points), key=lambda p: p["bpp"])
+    return curves
+
+
+@dataclass
+class BenchConfig:
+    dirs: list[str]
+    codecs: list[str]
+    qualities: dict[str, list[float]] | None = None  # per codec; default: each codec's sweep
+    device: str | None = None
+    out: str | None = None
+    anchor: str = "jpeg"
+    published: str | None = None
+
+
+def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
+    """Measure every (codec, setting, image); return settings, per-image rows, averages and BD-rates."""
+    from tqdm import tqdm
+
+    out = Path(cfg.out) if cfg.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    cache = Cache(out / "cache.jsonl" if out else None)
+    paths = find_images(cfg.dirs)
+    images = {str(p): np.asarray(Image.open(p).convert("RGB")) for p in paths}
+    digests = {k: hashlib.sha256(v.tobytes()).hexdigest()[:16] for k, v in images.items()}
+    runners, unavailable = {}, {}
+    for name in cfg.codecs:
+        try:
+            runners[name] = runner(name, cfg.device)
+        except LookupError as exc:
+            unavailable[name] = str(exc)
+    jobs = [(name, s, key) for name, r in runners.items()
+            for s in (cfg.qualities or {}).get(name, r.settings) for key in images]
+    rows = []
+    for name, setting, key in tqdm(jobs, desc="bench", unit="image", file=sys.stderr, disable=not progress):
+        row = cache.get(name, setting, digests[key])
+        if row is None:
+            row = {"codec": name, "setting": setting, "image": key, "digest": digests[key]} | \
+                measure(runners[name], setting, images[key])
+            cache.put(row)
+        rows.append(row)
+    curves = {name: sorted((average([r for r in rows if r["codec"] == name and r["setting"] == s]) | {"setting": s}
+                            for s in dict.fromkeys(r["setting"] for r in rows if r["codec"] == name)),
+                           key=lambda p: p["bpp"])
+              for name in runners}
+    anchors = {cfg.anchor: curves[cfg.anchor]} if cfg.anchor in curves else {}
+    published = load_published(Path(cfg.published)) if cfg.published else {}
+    result = {
+        "config": asdict(cfg), "images": list(images), "averaging": "mean over images of per-image values "
+        "(PSNR and MS-SSIM dB averaged per image, as CompressAI does)",
+        "codecs": {name: r.info for name, r in runners.items()}, "unavailable": unavailable,
+        "points": curves, "rows": rows, "bd_rate": bd_table(curves, anchors | published),
+        "published": published,
+    }
+    if out:
+        from .atomic import write_bytes_atomic
+
+        write_bytes_atomic(out / "results.json", json.dumps(result, indent=1).encode(), overwrite=True)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The averaged points and BD-rates as plain text."""
+    lines = [f"{'codec':10} {'setting':>8} {'bpp':>8} {'PSNR':>7} {'MS-SSIM dB':>10} {'enc s':>7} {'dec s':>7}"]
+    for name, points in result["points"].items():
+        for p in points:
+            ms = f"{p['ms_ssim_db']:10.3f}" if p["ms_ssim_db"] is not None else f"{'-':>10}"
+            lines.append(f"{name:10} {p['setting']:>8g} {p['bpp']:8.4f} {p['psnr']:7.3f} {ms} "
+                         f"{p['encode_s']:7.3f} {p['decode_s']:7.3f}")
+    for anchor, entries in result["bd_rate"].items():
+        lines.append(f"\nBD-rate against {anchor} (negative = fewer bits at equal quality)")
+        for name, bd in entries.items():
+            cells = [f"{m} {bd[m]:+.1f}%" if bd[m] is not None else f"{m} n/a" for m in ("psnr", "ms_ssim_db")]
+            lines.append(f"  {name:10} " + ", ".join(cells))
+    for name, reason in result["unavailable"].items():
+        lines.append(f"unavailable: {reason}")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], out: Path) -> list[Path]:
+    """RD plots (bpp vs PSNR, bpp vs MS-SSIM dB) as PNG, published curves dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric, label in (("psnr", "PSNR (dB)"), ("ms_ssim_db", "MS-SSIM (dB)")):
+        fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+        for name, points in result["published"].items():
+            pts = [p for p in points if p.get(metric) is not None and p["bpp"] <= 2.2]
+            if pts:
+                ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "--", lw=1, alpha=0.7, label=name)
+        for name, points in result["points"].items():
+            pts = [p for p in points if p.get(metric) is not None]
+            ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-", lw=2, ms=3, label=name)
+        ax.set(xlabel="bits per pixel", ylabel=label, xlim=(0, 2.2), title=f"rate-distortion, {label}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        path = out / f"rd_{metric}.png"
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
