@@ -9,6 +9,7 @@ from .common import Group
 from .decode import decode
 from .encode import encode
 from .info import info, models
+from .train import train
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +18,7 @@ def main() -> None:
     """Learned image compression: encode images to .gcz and back."""
 
 
-for command in (encode, decode, info, models, bench):
+for command in (encode, decode, info, models, bench, train):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -47,3 +47,21 @@ def test_training_can_start_from_shipped_weights(tmp_path, rgb):
     with safe_open(cfg.init, "pt") as f:
         expected = f.get_tensor("g_s.0.weight").float()
     assert torch.equal(trainer.model.g_s[0].weight.detach(), expected)
+
+
+def test_cli_train_resumes_and_exports(tmp_path, rgb):
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(rgb).save(data / "0.png")
+    base = [sys.executable, "-m", "gencompress_cli.main", "train", str(data), "--model", "ae", "--out",
+            str(tmp_path / "run"), "--steps", "3", "--batch", "1", "--patch", "64", "--threads", "1", "--resume"]
+    first = subprocess.run([*base, "--minutes", "0"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "step 0 of 3" in first.stderr
+    second = subprocess.run([*base, "--export", str(tmp_path / "ae.safetensors")], capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "step 3 of 3" in second.stderr and (tmp_path / "ae.safetensors").stat().st_size > 1_000_000

@@ -135,12 +135,12 @@ class Trainer:
         self.step += 1
         return {k: float(v.detach()) for k, v in metrics.items()} | {"aux": float(aux_loss.detach())}
 
-    def run(self, log=sys.stderr) -> None:
-        """Train up to cfg.steps, checkpointing to cfg.out every checkpoint_every_s and at the end."""
-        last_save = time.monotonic()
+    def run(self, log=sys.stderr, max_seconds: float | None = None) -> None:
+        """Train up to cfg.steps (or max_seconds of wall clock), checkpointing every checkpoint_every_s and at the end."""
+        start = last_save = time.monotonic()
         bar = tqdm(total=self.cfg.steps, initial=self.step, file=log, mininterval=10, desc=self.cfg.model)
         ema: dict[str, float] = {}
-        while self.step < self.cfg.steps:
+        while self.step < self.cfg.steps and (max_seconds is None or time.monotonic() - start < max_seconds):
             metrics = self.train_step()
             ema = {k: 0.98 * ema.get(k, v) + 0.02 * v for k, v in metrics.items()}
             bar.update(1)
@@ -184,9 +184,10 @@ class Trainer:
         torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
 
 
-def train(cfg: TrainConfig, resume: Path | None = None) -> Trainer:
+def train(cfg: TrainConfig, resume: Path | None = None, max_seconds: float | None = None) -> Trainer:
+    """Train (resuming from a checkpoint folder if given) and leave a checkpoint in cfg.out."""
     trainer = Trainer(cfg)
     if resume is not None:
         trainer.load(resume)
-    trainer.run()
+    trainer.run(max_seconds=max_seconds)
     return trainer
