@@ -52,19 +52,13 @@ def load_model(name: str, device: str) -> LoadedModel:
         key = (name, device)
         if key not in _loaded:
             import torch
-            from safetensors.torch import load_file
+
+            from .models.storage import load_weights
 
             path = registry.spec(name).weights
             if not path.is_file():
                 raise FileNotFoundError(f"weights of model {name!r} are missing: {path}")
-            net = registry.build(name)
-            state = load_file(path)
-            for key_name, value in state.items():  # coding-table buffers start empty: size them first
-                module_path, _, buf = key_name.rpartition(".")
-                mod = net.get_submodule(module_path)
-                if buf in mod._buffers and mod._buffers[buf].shape != value.shape:
-                    mod._buffers[buf] = torch.empty_like(value)
-            net.load_state_dict(state)
+            net = load_weights(registry.build(name), path)
             dev = torch.device(device)
             net = net.to(dev).eval()
             tables = {k: entropy.Tables(*t) for k, t in net.tables().items()}

@@ -36,7 +36,7 @@ def test_train_checkpoint_resume_export(tmp_path, rgb):
     out = export(tmp_path / "run", tmp_path / "w.safetensors")
     with safe_open(out, "pt") as f:
         meta = f.metadata()
-        assert f.get_tensor("gaussian._quantized_cdf").dtype == torch.int32
+        assert f.get_tensor("gaussian._quantized_cdf").dtype == torch.uint16
     assert meta["model"] == "vae" and json.loads(meta["config"]) == {"n": 8, "m": 12}
     assert json.loads(meta["recipe"])["steps_done"] == 3 and json.loads(meta["data"]) == [str(data)]
 

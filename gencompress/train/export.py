@@ -1,9 +1,8 @@
 """Turn a training checkpoint into a shipped weight file.
 
-Convolution weights are stored in half precision (they dominate the size); small tensors, the
-entropy models' parameters and the integer coding tables keep full precision. The network is
-rounded to those precisions *before* the coding tables are computed, so the tables describe
-exactly the model that ships. The safetensors metadata records architecture, qualities, recipe
+Storage precisions are models/storage.py's (float16 convolutions, exact coding tables). The
+network is rounded to those precisions *before* the coding tables are computed, so the tables
+describe exactly the model that ships. The safetensors metadata records architecture, qualities, recipe
 and data; .gcz files name the file by its SHA-256.
 """
 
@@ -17,14 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from ..models import registry
 from ..models.base import LAMBDAS
-
-HALF_MIN_ELEMENTS = 4096  # tensors at least this big are stored as float16
-
-
-def shipped_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: (v.half() if v.is_floating_point() and v.numel() >= HALF_MIN_ELEMENTS else v).contiguous()
-            for k, v in model.state_dict().items()}
-
+from ..models.storage import from_shipped, shipped_state
 
 def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
     """Write out (a .safetensors file) from checkpoint_dir; returns out."""
@@ -34,7 +26,7 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
     config = registry.spec(cfg["model"]).config | cfg.get("model_config", {})
     model = registry.build(cfg["model"], **config)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in shipped_state(model).items()})
+    model.load_state_dict(from_shipped(shipped_state(model)))  # round to the shipped precisions
     model.eval()
     with torch.no_grad():
         for bottleneck in _bottlenecks(model):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..models import registry
 from ..models.base import LAMBDAS
+from ..models.storage import load_weights
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -97,12 +98,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model = registry.build(cfg.model, **cfg.model_config)
         if cfg.init:
-            state = load_file(cfg.init)
-            trained = {k: v.float() for k, v in state.items() if v.is_floating_point()}
-            missing = set(self.model.state_dict()) - set(trained) - {k for k in state if not state[k].is_floating_point()}
-            if missing:
-                raise ValueError(f"{cfg.init} lacks {sorted(missing)[:3]}...")
-            self.model.load_state_dict(trained, strict=False)
+            load_weights(self.model, Path(cfg.init))
         self.model = self.model.to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())

@@ -1,0 +1,61 @@
+"""How model state is stored in shipped weight files, and loaded back.
+
+- Tensors of at least HALF_MIN_ELEMENTS floats (the convolutions) are stored as float16; small
+  tensors (biases, GDN and entropy-model parameters) keep float32.
+- CompressAI's integer CDF tables (`*._quantized_cdf`, int32, 16-bit precision) are stored as
+  uint16 symbol frequencies: every symbol has a frequency of at least 1 and a table has at least 2
+  symbols, so each fits 16 bits; load rebuilds the CDF by a cumulative sum. This halves the tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+HALF_MIN_ELEMENTS = 4096
+CDF_SUFFIX = "._quantized_cdf"
+
+
+def shipped_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict in shipped form (float16 convolutions, uint16 CDF frequencies)."""
+    state = model.state_dict()
+    out = {}
+    for key, value in state.items():
+        if key.endswith(CDF_SUFFIX) and value.ndim == 2:
+            length = state[key[: -len(CDF_SUFFIX)] + "._cdf_length"]
+            freq = torch.diff(value, dim=1)
+            valid = torch.arange(freq.shape[1])[None] < (length[:, None] - 1)
+            value = torch.where(valid, freq, 0).to(torch.uint16)
+        elif value.is_floating_point() and value.numel() >= HALF_MIN_ELEMENTS:
+            value = value.half()
+        out[key] = value.contiguous()
+    return out
+
+
+def from_shipped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of shipped_state: float32 floats and int32 CDF tables (zero-filled past each length)."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith(CDF_SUFFIX) and value.ndim == 2:
+            cdf = torch.cumsum(value.to(torch.int32), dim=1, dtype=torch.int32)
+            length = state[key[: -len(CDF_SUFFIX)] + "._cdf_length"]
+            valid = torch.arange(cdf.shape[1] + 1)[None] < length[:, None]
+            value = torch.where(valid, torch.nn.functional.pad(cdf, (1, 0)), 0)
+        elif value.is_floating_point():
+            value = value.float()
+        out[key] = value
+    return out
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    """Load a shipped weight file into model, sizing the coding-table buffers first (they start empty)."""
+    state = from_shipped(load_file(path))
+    for key, value in state.items():
+        module_path, _, name = key.rpartition(".")
+        module = model.get_submodule(module_path)
+        if name in module._buffers and module._buffers[name].shape != value.shape:
+            module._buffers[name] = torch.empty_like(value)
+    model.load_state_dict(state)
+    return model

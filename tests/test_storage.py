@@ -1,0 +1,30 @@
+"""Shipped weight storage: half-precision convolutions, CDF tables restored exactly."""
+
+from __future__ import annotations
+
+import torch
+from safetensors.torch import save_file
+
+from gencompress.models import registry
+from gencompress.models.storage import HALF_MIN_ELEMENTS, from_shipped, load_weights, shipped_state
+
+
+def test_tables_round_trip_exactly_and_weights_load(tmp_path):
+    model = registry.build("vae", n=16, m=24)
+    model.update_tables()
+    state = model.state_dict()
+    shipped = shipped_state(model)
+    assert shipped["gaussian._quantized_cdf"].dtype == torch.uint16
+    assert all(v.dtype == torch.float16 for k, v in shipped.items() if v.is_floating_point() and v.numel() >= HALF_MIN_ELEMENTS)
+    restored = from_shipped(shipped)
+    for key, value in state.items():
+        if key.endswith("._quantized_cdf"):
+            length = state[key.replace("._quantized_cdf", "._cdf_length")]
+            for row, n in enumerate(length.tolist()):
+                assert torch.equal(restored[key][row, :n], value[row, :n]), key
+    save_file(shipped, tmp_path / "w.safetensors")
+    fresh = load_weights(registry.build("vae", n=16, m=24), tmp_path / "w.safetensors")
+    assert torch.equal(fresh.gaussian._quantized_cdf, restored["gaussian._quantized_cdf"])
+    for key in ("g_a.0.weight", "g_a.2.weight"):  # 1200 float32 elements; 6400 stored as float16
+        assert torch.equal(fresh.state_dict()[key], shipped[key].float()), key
+    assert shipped["g_a.2.weight"].dtype == torch.float16
