@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import gencompress
 from gencompress import metrics
-from gencompress.codec import Codec, load_model, weights_sha256
+from gencompress.codec import Codec, load_model
 from gencompress.models.manifest import MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +146,7 @@ def main() -> None:
                            "kodak_bd_rate_vs_jpeg": round(res["bd_rate_vs_jpeg"]["psnr"], 2),
                            "kodak_bd_rate_vs_jpeg_msssim": round(res["bd_rate_vs_jpeg"]["ms_ssim_db"], 2),
                            "cpu_speed": res["cpu"], "measured_with": command,
-                           "measured_weights_sha256": weights_sha256(name).hex()}
+                           "measured_weights_sha256": load_model(name, "cpu").sha256.hex()}
                     for name, res in results["models"].items()}
         MANIFEST.write_text(json.dumps(manifest, indent=1))
 

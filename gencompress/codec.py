@@ -41,11 +41,6 @@ _loaded: dict[tuple[str, str], LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
-def weights_sha256(name: str) -> bytes:
-    """SHA-256 of the shipped weight file of a model: what .gcz files name."""
-    return hashlib.sha256(registry.spec(name).weights.read_bytes()).digest()
-
-
 def load_model(name: str, device: str) -> LoadedModel:
     """The named model with its shipped weights and coding tables, loaded once per device."""
     with _load_lock:
@@ -58,11 +53,12 @@ def load_model(name: str, device: str) -> LoadedModel:
             path = registry.spec(name).weights
             if not path.is_file():
                 raise FileNotFoundError(f"weights of model {name!r} are missing: {path}")
-            net = load_weights(registry.build(name), path)
+            data = path.read_bytes()
+            net = load_weights(registry.build(name), data)
             dev = torch.device(device)
             net = net.to(dev).eval()
             tables = {k: entropy.Tables(*t) for k, t in net.tables().items()}
-            _loaded[key] = LoadedModel(net, tables, weights_sha256(name), dev)
+            _loaded[key] = LoadedModel(net, tables, hashlib.sha256(data).digest(), dev)
         return _loaded[key]
 
 

@@ -9,10 +9,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load
 
 HALF_MIN_ELEMENTS = 4096
 CDF_SUFFIX = "._quantized_cdf"
@@ -49,9 +47,9 @@ def from_shipped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
-    """Load a shipped weight file into model, sizing the coding-table buffers first (they start empty)."""
-    state = from_shipped(load_file(path))
+def load_weights(model: torch.nn.Module, data: bytes) -> torch.nn.Module:
+    """Load a shipped weight file's bytes into model, sizing the coding-table buffers first (they start empty)."""
+    state = from_shipped(load(data))
     for key, value in state.items():
         module_path, _, name = key.rpartition(".")
         module = model.get_submodule(module_path)

@@ -98,7 +98,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model = registry.build(cfg.model, **cfg.model_config)
         if cfg.init:
-            load_weights(self.model, Path(cfg.init))
+            load_weights(self.model, Path(cfg.init).read_bytes())
         self.model = self.model.to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())
