@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 import gencompress
-from gencompress import metrics
+from gencompress import bench, metrics
 from gencompress.codec import Codec, load_model
 from gencompress.models.manifest import MANIFEST
 
@@ -104,11 +104,19 @@ def cpu_speed(name: str, image: np.ndarray, quality: int = 3, repeats: int = 3) 
             "encode_s": round(statistics.median(enc), 3), "decode_s": round(statistics.median(dec), 3)}
 
 
+PUBLISHED = ("JPEG", "WebP", "BPG", "bmshj2018-factorized_mse", "bmshj2018-hyperprior_mse", "mbt2018-mean_mse")
+
+
+def bd_vs_published(points: list[dict], published: dict[str, list[dict]]) -> dict[str, float | None]:
+    """BD-rate (PSNR) against CompressAI's published Kodak curves, None where they barely overlap."""
+    anchors = {name: published[name] for name in PUBLISHED if name in published}
+    table = bench.bd_table({"ours": points}, anchors)
+    return {name: table[name]["ours"]["psnr"] for name in anchors}
+
+
 def bd_rates(points: list[dict], jpeg: list[dict]) -> dict:
-    rate = [p["bpp"] for p in points]
-    return {"psnr": metrics.bd_rate([p["bpp"] for p in jpeg], [p["psnr"] for p in jpeg], rate, [p["psnr"] for p in points]),
-            "ms_ssim_db": metrics.bd_rate([p["bpp"] for p in jpeg], [p["ms_ssim_db"] for p in jpeg], rate,
-                                          [p["ms_ssim_db"] for p in points])}
+    """BD-rate (PSNR and MS-SSIM dB) against the JPEG curve measured here."""
+    return bench.bd_table({"ours": points}, {"jpeg": jpeg})["jpeg"]["ours"]
 
 
 def main() -> None:
@@ -116,10 +124,12 @@ def main() -> None:
     parser.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
     parser.add_argument("--models", nargs="+", default=["ae", "vae"])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kodak_models.json")
+    parser.add_argument("--published", type=Path, default=ROOT.parent / "shared" / "data" / "compressai_kodak.json")
     parser.add_argument("--update-manifest", action="store_true", help=f"write the figures to {MANIFEST}")
     args = parser.parse_args()
 
     images = load_kodak(args.kodak)
+    published = bench.load_published(args.published) if args.published.is_file() else {}
     jpeg = evaluate_jpeg(images)
     results = {"kodak": str(args.kodak), "images": len(images), "gencompress": gencompress.__version__,
                "torch": torch.__version__, "jpeg": {"settings": "Pillow libjpeg-turbo, 4:2:0, quality 5..95",
@@ -127,6 +137,7 @@ def main() -> None:
     for name in args.models:
         points = evaluate_model(name, images)
         results["models"][name] = {"points": points, "bd_rate_vs_jpeg": bd_rates(points, jpeg),
+                                   "bd_rate_psnr_vs_published": bd_vs_published(points, published),
                                    "cpu": cpu_speed(name, images["kodim01"])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
@@ -139,6 +150,8 @@ def main() -> None:
         bd, cpu = res["bd_rate_vs_jpeg"], res["cpu"]
         print(f"{name:6} BD-rate vs JPEG: PSNR {bd['psnr']:+.1f}%, MS-SSIM {bd['ms_ssim_db']:+.1f}%; "
               f"CPU q3 768x512: encode {cpu['encode_s']:.2f} s, decode {cpu['decode_s']:.2f} s")
+        print(f"{name:6} BD-rate (PSNR) vs published: " + ", ".join(
+            f"{k} {v:+.1f}%" if v is not None else f"{k} n/a" for k, v in res["bd_rate_psnr_vs_published"].items()))
     if args.update_manifest:
         command = "python benchmarks/kodak_models.py --update-manifest"
         manifest = {name: {"kodak": [{k: round(v, 5) if isinstance(v, float) else v for k, v in p.items()
