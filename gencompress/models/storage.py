@@ -47,13 +47,22 @@ def from_shipped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_weights(model: torch.nn.Module, data: bytes) -> torch.nn.Module:
-    """Load a shipped weight file's bytes into model, sizing the coding-table buffers first (they start empty)."""
+def load_weights(model: torch.nn.Module, data: bytes, partial: bool = False) -> torch.nn.Module:
+    """Load a shipped weight file's bytes into model, sizing the coding-table buffers first (they start empty).
+
+    partial=True loads only the tensors whose name and shape the model shares (to start one
+    architecture from another's transforms) and requires at least one of them.
+    """
     state = from_shipped(load(data))
+    if partial:
+        own = model.state_dict()
+        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape and own[k].numel()}
+        if not state:
+            raise ValueError("the weights share no tensor with this model")
     for key, value in state.items():
         module_path, _, name = key.rpartition(".")
         module = model.get_submodule(module_path)
         if name in module._buffers and module._buffers[name].shape != value.shape:
             module._buffers[name] = torch.empty_like(value)
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not partial)
     return model

@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every_s: float = 300.0
     model_config: dict = field(default_factory=dict)  # overrides of the registry's sizes
     init: str | None = None  # a shipped .safetensors to start from (continue training across sessions)
+    init_partial: bool = False  # from another architecture: load only the tensors both share
 
 
 def load_images(dirs: list[str], min_side: int) -> list[torch.Tensor]:
@@ -98,7 +99,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model = registry.build(cfg.model, **cfg.model_config)
         if cfg.init:
-            load_weights(self.model, Path(cfg.init).read_bytes())
+            load_weights(self.model, Path(cfg.init).read_bytes(), partial=cfg.init_partial)
         self.model = self.model.to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())
