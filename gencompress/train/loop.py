@@ -41,6 +41,7 @@ class TrainConfig:
     patch: int = 128
     lr: float = 5e-4
     aux_lr: float = 1e-3
+    entropy_lr: float | None = None  # learning rate of the entropy models' densities (default: lr)
     clip: float = 1.0
     seed: int = 0
     device: str = "cpu"
@@ -103,7 +104,11 @@ class Trainer:
         self.model = self.model.to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())
-        self.opt = torch.optim.Adam([params[n] for n in sorted(params) if n not in aux], lr=cfg.lr)
+        main = [n for n in sorted(params) if n not in aux]
+        density = [n for n in main if n.startswith("entropy_")] if cfg.entropy_lr else []
+        self.opt = torch.optim.Adam([{"params": [params[n] for n in main if n not in density], "scale": 1.0},
+                                     {"params": [params[n] for n in density], "scale": (cfg.entropy_lr or 0) / cfg.lr}],
+                                    lr=cfg.lr)
         self.aux_opt = torch.optim.Adam([params[n] for n in sorted(aux)], lr=cfg.aux_lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
@@ -118,7 +123,7 @@ class Trainer:
         x = random_batch(self.images, self.cfg.batch, self.cfg.patch, self.gen).to(self.device)
         quality = torch.randint(len(LAMBDAS), (self.cfg.batch,), generator=self.gen).to(self.device)
         for group in self.opt.param_groups:
-            group["lr"] = self.lr_at(self.step)
+            group["lr"] = self.lr_at(self.step) * group["scale"]
         metrics = rd_loss(self.model(x, quality), x, quality)
         self.opt.zero_grad(set_to_none=True)
         if torch.isfinite(metrics["loss"]):
