@@ -38,7 +38,7 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
         "architecture": registry.spec(cfg["model"]).target,
         "config": json.dumps(config),
         "qualities": json.dumps({q + 1: lmbda for q, lmbda in enumerate(LAMBDAS)}),
-        "recipe": json.dumps({k: cfg[k] for k in ("steps", "batch", "patch", "lr", "aux_lr", "clip", "seed", "device")}
+        "recipe": json.dumps({k: v for k, v in cfg.items() if k not in ("model", "data", "out")}
                              | {"steps_done": meta["step"], "loss": "lambda*255^2*MSE + bpp, per-sample quality"}),
         "data": json.dumps(cfg["data"]),
     } | {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (notes or {}).items()}
