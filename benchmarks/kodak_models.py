@@ -6,8 +6,8 @@ For every model and quality: bpp from the .gcz sizes, PSNR (8-bit RGB) and MS-SS
 images, averaged over images per quality (per-image dB averaged, as CompressAI does), and the
 coded size against the model's own rate estimate (on the first 6 images). JPEG is libjpeg-turbo through Pillow with its
 defaults (4:2:0, standard Huffman tables), qualities 5..95. BD-rates (pchip) are against that
-JPEG curve. Speed: median of 3 encodes and decodes of kodim01 (768x512) at quality 3 on CPU with
-2 threads, weights already loaded.
+JPEG curve and CompressAI's published curves. Results merge per model into the JSON and the
+manifest, so models can be evaluated one at a time. Speed: benchmarks/speed.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import io
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from tqdm import tqdm
 import gencompress
 from gencompress import bench, metrics
 from gencompress.codec import Codec, load_model
-from gencompress.models.manifest import MANIFEST
+from gencompress.models.manifest import MANIFEST, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 JPEG_QUALITIES = list(range(5, 100, 5))
@@ -88,22 +87,6 @@ def evaluate_jpeg(images: dict[str, np.ndarray]) -> list[dict]:
     return points
 
 
-def cpu_speed(name: str, image: np.ndarray, quality: int = 3, repeats: int = 3) -> dict:
-    torch.set_num_threads(2)
-    codec = Codec(model=name, quality=quality, device="cpu")
-    data = codec.encode(image)  # loads the weights
-    enc, dec = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        data = codec.encode(image)
-        enc.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        codec.decode(data)
-        dec.append(time.perf_counter() - start)
-    return {"image": "kodim01 768x512", "quality": quality, "threads": 2,
-            "encode_s": round(statistics.median(enc), 3), "decode_s": round(statistics.median(dec), 3)}
-
-
 PUBLISHED = ("JPEG", "WebP", "BPG", "bmshj2018-factorized_mse", "bmshj2018-hyperprior_mse", "mbt2018-mean_mse")
 
 
@@ -138,7 +121,9 @@ def main() -> None:
         points = evaluate_model(name, images)
         results["models"][name] = {"points": points, "bd_rate_vs_jpeg": bd_rates(points, jpeg),
                                    "bd_rate_psnr_vs_published": bd_vs_published(points, published),
-                                   "cpu": cpu_speed(name, images["kodim01"])}
+                                   "weights_sha256": load_model(name, "cpu").sha256.hex()}
+    if args.out.is_file():  # keep the other models' results
+        results["models"] = json.loads(args.out.read_text()).get("models", {}) | results["models"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"Kodak, {len(images)} images; BD-rate against JPEG (Pillow 4:2:0), negative = smaller files")
@@ -147,19 +132,18 @@ def main() -> None:
         for p in res["points"]:
             print(f"{name:6} {p['quality']:>2} {p['bpp']:7.4f} {p['psnr']:7.3f} {p['ms_ssim']:8.5f} "
                   f"{p['rate_overhead_pct']:8.3f}%")
-        bd, cpu = res["bd_rate_vs_jpeg"], res["cpu"]
-        print(f"{name:6} BD-rate vs JPEG: PSNR {bd['psnr']:+.1f}%, MS-SSIM {bd['ms_ssim_db']:+.1f}%; "
-              f"CPU q3 768x512: encode {cpu['encode_s']:.2f} s, decode {cpu['decode_s']:.2f} s")
+        bd = res["bd_rate_vs_jpeg"]
+        print(f"{name:6} BD-rate vs JPEG: PSNR {bd['psnr']:+.1f}%, MS-SSIM {bd['ms_ssim_db']:+.1f}%")
         print(f"{name:6} BD-rate (PSNR) vs published: " + ", ".join(
             f"{k} {v:+.1f}%" if v is not None else f"{k} n/a" for k, v in res["bd_rate_psnr_vs_published"].items()))
     if args.update_manifest:
         command = "python benchmarks/kodak_models.py --update-manifest"
-        manifest = {name: {"kodak": [{k: round(v, 5) if isinstance(v, float) else v for k, v in p.items()
+        manifest = read_manifest() | {name: {"kodak": [{k: round(v, 5) if isinstance(v, float) else v for k, v in p.items()
                                       if k != "per_image"} for p in res["points"]],
                            "kodak_bd_rate_vs_jpeg": round(res["bd_rate_vs_jpeg"]["psnr"], 2),
                            "kodak_bd_rate_vs_jpeg_msssim": round(res["bd_rate_vs_jpeg"]["ms_ssim_db"], 2),
-                           "cpu_speed": res["cpu"], "measured_with": command,
-                           "measured_weights_sha256": load_model(name, "cpu").sha256.hex()}
+                           "measured_with": command,
+                           "measured_weights_sha256": res["weights_sha256"]}
                     for name, res in results["models"].items()}
         MANIFEST.write_text(json.dumps(manifest, indent=1))
 
