@@ -13,9 +13,7 @@ manifest, so models can be evaluated one at a time. Speed: benchmarks/speed.py.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -25,8 +23,9 @@ from PIL import Image
 from tqdm import tqdm
 
 import gencompress
-from gencompress import bench, metrics
-from gencompress.codec import Codec, load_model
+from gencompress import bench
+from gencompress import images as images_module
+from gencompress.codec import load_model
 from gencompress.models.manifest import MANIFEST, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,49 +40,24 @@ def load_kodak(folder: Path) -> dict[str, np.ndarray]:
 def estimated_bytes(name: str, image: np.ndarray, quality: int) -> float:
     """The model's own rate estimate (sum of -log2 likelihoods at test-time quantization), in bytes."""
     net = load_model(name, "cpu")
-    stride = net.model.stride
-    padded = np.pad(image, ((0, -image.shape[0] % stride), (0, -image.shape[1] % stride), (0, 0)), mode="edge")
-    x = torch.tensor(padded).permute(2, 0, 1)[None].float() / 255
+    x = torch.tensor(images_module.pad(image, net.model.stride)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         return float(net.model(x, torch.tensor([quality - 1]))["bits"]) / 8
 
 
-def point(rows: list[dict], **extra) -> dict:
-    mean = {k: statistics.fmean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim", "ms_ssim_db")}
-    return extra | mean | {"images": len(rows)}
-
-
-def evaluate_model(name: str, images: dict[str, np.ndarray]) -> list[dict]:
+def evaluate(codec: str, settings: list[int], images: dict[str, np.ndarray], overhead: bool) -> list[dict]:
+    """Per setting: bench.average of bench.measure over the images (+ rate overhead for our models)."""
+    runner = bench.runner(codec, "cpu")
     points = []
-    for quality in range(1, 9):
-        codec = Codec(model=name, quality=quality, device="cpu")
-        rows, coded, estimate = [], 0, 0.0
-        for i, (key, image) in enumerate(tqdm(images.items(), desc=f"{name} q{quality}", file=sys.stderr, leave=False)):
-            data = codec.encode(image)
-            decoded = codec.decode(data)
-            ms = metrics.ms_ssim(image, decoded)
-            rows.append({"image": key, "bytes": len(data), "bpp": 8 * len(data) / image.shape[0] / image.shape[1],
-                         "psnr": metrics.psnr(image, decoded), "ms_ssim": ms, "ms_ssim_db": metrics.ms_ssim_db(ms)})
-            if i < OVERHEAD_IMAGES:
-                coded += len(data)
-                estimate += estimated_bytes(name, image, quality)
-        points.append(point(rows, quality=quality) | {"rate_overhead_pct": 100 * (coded / estimate - 1),
-                                                      "per_image": rows})
-    return points
-
-
-def evaluate_jpeg(images: dict[str, np.ndarray]) -> list[dict]:
-    points = []
-    for quality in JPEG_QUALITIES:
-        rows = []
-        for key, image in images.items():
-            buf = io.BytesIO()
-            Image.fromarray(image).save(buf, format="JPEG", quality=quality)
-            decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-            ms = metrics.ms_ssim(image, decoded)
-            rows.append({"image": key, "bpp": 8 * buf.tell() / image.shape[0] / image.shape[1],
-                         "psnr": metrics.psnr(image, decoded), "ms_ssim": ms, "ms_ssim_db": metrics.ms_ssim_db(ms)})
-        points.append(point(rows, quality=quality))
+    for setting in settings:
+        rows = [{"image": key} | bench.measure(runner, setting, image)
+                for key, image in tqdm(images.items(), desc=f"{codec} {setting}", file=sys.stderr, leave=False)]
+        point = {"quality": setting} | bench.average(rows) | {"per_image": rows}
+        if overhead:
+            first = list(images.items())[:OVERHEAD_IMAGES]
+            coded = sum(r["bytes"] for r in rows[:OVERHEAD_IMAGES])
+            point["rate_overhead_pct"] = 100 * (coded / sum(estimated_bytes(codec, im, setting) for _, im in first) - 1)
+        points.append(point)
     return points
 
 
@@ -113,12 +87,12 @@ def main() -> None:
 
     images = load_kodak(args.kodak)
     published = bench.load_published(args.published) if args.published.is_file() else {}
-    jpeg = evaluate_jpeg(images)
+    jpeg = [{k: v for k, v in p.items() if k != "per_image"} for p in evaluate("jpeg", JPEG_QUALITIES, images, False)]
     results = {"kodak": str(args.kodak), "images": len(images), "gencompress": gencompress.__version__,
                "torch": torch.__version__, "jpeg": {"settings": "Pillow libjpeg-turbo, 4:2:0, quality 5..95",
                                                     "points": jpeg}, "models": {}}
     for name in args.models:
-        points = evaluate_model(name, images)
+        points = evaluate(name, list(range(1, 9)), images, True)
         results["models"][name] = {"points": points, "bd_rate_vs_jpeg": bd_rates(points, jpeg),
                                    "bd_rate_psnr_vs_published": bd_vs_published(points, published),
                                    "weights_sha256": load_model(name, "cpu").sha256.hex()}

@@ -45,7 +45,7 @@ class Tables:
         self.cdf = np.asarray(self.cdf, dtype=np.int64)
         self.length = np.asarray(self.length, dtype=np.int64)
         self.offset = np.asarray(self.offset, dtype=np.int64)
-        if self.cdf.ndim != 2 or self.length.shape != self.offset.shape != (self.cdf.shape[0],):
+        if self.cdf.ndim != 2 or not self.length.shape == self.offset.shape == (self.cdf.shape[0],):
             raise ValueError("inconsistent table shapes")
 
     def __len__(self) -> int:

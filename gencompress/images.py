@@ -70,7 +70,7 @@ def _from_pil(img: Image.Image) -> Planes:
     if mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
         return _from_array(np.asarray(img.convert("RGB")))
     if mode.startswith("I") or mode == "F":
-        warnings.warn(f"converting {mode} ({'16/32-bit'}) samples to 8 bits", stacklevel=3)
+        warnings.warn(f"converting {mode} (16/32-bit) samples to 8 bits", stacklevel=3)
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         return _from_array(np.clip(np.round(arr * 255.0 / peak), 0, 255).astype(np.uint8))
