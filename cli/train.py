@@ -17,14 +17,16 @@ from gencompress.models.registry import MODELS
 @click.option("--minutes", type=float, help="Stop (with a checkpoint) after this much wall clock; run again to go on.")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--patch", type=click.IntRange(64), default=128, show_default=True, help="Crop size in pixels.")
-@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate (cosine decay to lr/20).")
+@click.option("--min-scale", type=click.FloatRange(0.05, 1.0), default=0.5, show_default=True,
+              help="Random-scale crops: smallest resize factor (1 = plain crops).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
 @click.option("--resume", "resume", is_flag=True, help="Continue from the checkpoint in --out if there is one.")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (a shipped .safetensors).")
 @click.option("--export", "export_to", type=click.Path(dir_okay=False), help="Write shipped weights here at the end.")
-def train(data_dirs, model, out_dir, steps, minutes, batch, patch, lr, device, threads, resume, init, export_to):
+def train(data_dirs, model, out_dir, steps, minutes, batch, patch, lr, min_scale, device, threads, resume, init, export_to):
     """Train MODEL on random crops of the images in DATA_DIRS (all 8 qualities at once)."""
     import torch
 
@@ -34,7 +36,7 @@ def train(data_dirs, model, out_dir, steps, minutes, batch, patch, lr, device, t
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig(model=model, data=list(data_dirs), out=out_dir, steps=steps, batch=batch, patch=patch, lr=lr,
-                      device=device, init=init)
+                      min_scale=min_scale, device=device, init=init)
     checkpoint = Path(out_dir) / "checkpoint.json"
     trainer = run_training(cfg, resume=Path(out_dir) if resume and checkpoint.is_file() else None,
                            max_seconds=None if minutes is None else minutes * 60)

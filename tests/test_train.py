@@ -20,7 +20,7 @@ def test_train_checkpoint_resume_export(tmp_path, rgb):
     for i in range(3):
         Image.fromarray(np.roll(rgb, 9 * i, axis=1)).save(data / f"{i}.png")
     cfg = TrainConfig(model="vae", data=[str(data)], out=str(tmp_path / "run"), steps=3, batch=2, patch=64,
-                      model_config={"n": 8, "m": 12})
+                      min_scale=0.5, model_config={"n": 8, "m": 12})
     trainer = train(cfg)
     assert trainer.step == 3
     saved = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -31,8 +31,9 @@ def test_train_checkpoint_resume_export(tmp_path, rgb):
     for k, v in resumed.model.state_dict().items():
         assert torch.equal(v, saved[k]), k
     assert resumed.train_step() == next_step  # optimizer, data and noise state restored exactly
+    # Multithreaded CPU backward passes may sum gradients in another order: equal up to the last bits.
     for (k, a), (_, b) in zip(trainer.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert torch.equal(a, b), k
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
     out = export(tmp_path / "run", tmp_path / "w.safetensors")
     with safe_open(out, "pt") as f:
         meta = f.metadata()
