@@ -37,6 +37,14 @@ class Runner:
     decode: Callable[[bytes], np.ndarray]
     info: dict[str, Any]
 
+    @property
+    def identity(self) -> str:
+        """What produced a row: settings and library versions, or the weights' hash for our models.
+
+        Part of the cache key, so new weights or a new libavif are measured again, not read back.
+        """
+        return hashlib.sha256(json.dumps(self.info, sort_keys=True).encode()).hexdigest()[:16]
+
 
 def runner(name: str, device: str | None = None) -> Runner:
     """A Runner for a registered model name or a classical codec name; raises LookupError if unavailable."""
@@ -44,11 +52,14 @@ def runner(name: str, device: str | None = None) -> Runner:
         from . import __version__
         from .codec import Codec
 
+        from .codec import load_model
+
         codecs = {q: Codec(model=name, quality=q, device=device) for q in range(1, 9)}
+        weights = load_model(name, codecs[1].device).sha256.hex()
         return Runner(name, tuple(range(1, 9)), lambda rgb, q: codecs[int(q)].encode(rgb),
                       lambda data: codecs[1].decode(data),
                       {"settings": f"gencompress {name}, quality 1..8 on {codecs[1].device}",
-                       "versions": {"gencompress": __version__}})
+                       "weights_sha256": weights, "versions": {"gencompress": __version__}})
     if name in classical.CODECS:
         c = classical.CODECS[name]
         if not c.available():
@@ -93,15 +104,15 @@ class Cache:
             for line in path.read_text().splitlines():
                 try:
                     row = json.loads(line)
-                    self.rows[(row["codec"], row["setting"], row["digest"])] = row
+                    self.rows[(row["identity"], row["setting"], row["digest"])] = row
                 except (json.JSONDecodeError, KeyError):
                     continue  # a line cut short by an interruption
 
-    def get(self, codec: str, setting: float, digest: str) -> dict | None:
-        return self.rows.get((codec, setting, digest))
+    def get(self, identity: str, setting: float, digest: str) -> dict | None:
+        return self.rows.get((identity, setting, digest))
 
     def put(self, row: dict) -> None:
-        self.rows[(row["codec"], row["setting"], row["digest"])] = row
+        self.rows[(row["identity"], row["setting"], row["digest"])] = row
         if self.path:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -186,9 +197,10 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             for s in (cfg.qualities or {}).get(name, r.settings) for key in images]
     rows = []
     for name, setting, key in tqdm(jobs, desc="bench", unit="image", file=sys.stderr, disable=not progress):
-        row = cache.get(name, setting, digests[key])
+        row = cache.get(runners[name].identity, setting, digests[key])
         if row is None:
-            row = {"codec": name, "setting": setting, "image": key, "digest": digests[key]} | \
+            row = {"codec": name, "identity": runners[name].identity, "setting": setting, "image": key,
+                   "digest": digests[key]} | \
                 measure(runners[name], setting, images[key])
             cache.put(row)
         rows.append(row)

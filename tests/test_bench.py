@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,6 +58,18 @@ def test_cache_resumes_without_measuring_again(result):
     res, cfg = result
     again = bench.run(cfg, progress=False)
     assert again["rows"] == res["rows"]  # timings too: nothing was measured twice
+
+
+def test_cache_measures_again_when_the_codec_changes(result, monkeypatch):
+    res, cfg = result
+    changed = dataclasses.replace(classical.CODECS["jpeg"], settings=classical.CODECS["jpeg"].settings + ", changed")
+    monkeypatch.setitem(classical.CODECS, "jpeg", changed)
+    cache = Path(cfg.out) / "cache.jsonl"
+    lines = len(cache.read_text().splitlines())
+    again = bench.run(dataclasses.replace(cfg, codecs=["jpeg"]), progress=False)
+    old = {r["identity"] for r in res["rows"] if r["codec"] == "jpeg"}
+    assert {r["identity"] for r in again["rows"]}.isdisjoint(old)
+    assert len(cache.read_text().splitlines()) == lines + len(again["rows"])
 
 
 def test_missing_library_is_reported_not_a_crash(result, monkeypatch):
