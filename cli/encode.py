@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gencompress.models.registry import DEFAULT_MODEL, MODELS
+from gencompress.models.registry import DEFAULT_MODEL, shipped_names
 
 from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, write_output
 
@@ -16,7 +16,7 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file (one input; '-' for stdout) or directory (several inputs).")
-@click.option("--model", type=click.Choice(sorted(MODELS)), default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", type=click.Choice(shipped_names()), default=DEFAULT_MODEL, show_default=True)
 @click.option("--quality", type=click.IntRange(1, 8), default=3, show_default=True,
               help="1 (smallest file) to 8 (best picture): CompressAI's λ 0.0018 ... 0.18.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")

@@ -13,7 +13,7 @@ from .common import print_json, read_input
 def info(file, as_json):
     """Show the header of a .gcz FILE (no decoding, no model loading)."""
     from gencompress.container import unpack
-    from gencompress.models.registry import MODELS
+    from gencompress.models.registry import shipped_names
 
     data = read_input(file)
     c = unpack(data)
@@ -21,7 +21,7 @@ def info(file, as_json):
     fields = {
         "file": file, "model": h.model, "quality": h.quality, "width": h.width, "height": h.height,
         "channels": h.channels, "bit_depth": h.bit_depth, "bytes": len(data), "bpp": 8 * len(data) / h.pixels,
-        "weights_sha256": h.weights_sha256.hex(), "model_shipped": h.model in MODELS,
+        "weights_sha256": h.weights_sha256.hex(), "model_shipped": h.model in shipped_names(),
         "encoded_on": h.device.name.lower(), "streams": [{"kind": k.name.lower(), "bytes": len(d)} for k, d in c.streams],
         "pixels_crc32": f"{h.pixels_crc:08x}", "symbols_crc32": f"{h.symbols_crc:08x}",
     }

@@ -4,7 +4,8 @@ Per (codec, setting, image): bytes, bpp (from the coded size), PSNR on 8-bit RGB
 the decoded pixels, encode and decode seconds. Per (codec, setting): the mean of the per-image
 values (per-image PSNR in dB averaged, as CompressAI does). BD-rates (pchip) of every codec against
 an anchor codec and against published curves. Rows are cached in OUTDIR/cache.jsonl keyed by
-(codec, setting, image digest), so an interrupted run resumes where it stopped.
+(codec identity, setting, image digest), so an interrupted run resumes where it stopped and a
+codec with new weights, settings or library versions is measured again.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Runner:
 def runner(name: str, device: str | None = None) -> Runner:
     """A Runner for a registered model name or a classical codec name; raises LookupError if unavailable."""
     if name in registry.MODELS:
+        if not registry.MODELS[name].shipped:
+            raise LookupError(f"{name}: this installation has no trained weights for it")
         from . import __version__
         from .codec import Codec
 
@@ -155,13 +158,16 @@ def _bd(anchor: list[dict], test: list[dict], metric: str) -> float | None:
 
 
 def load_published(path: Path) -> dict[str, list[dict]]:
-    """Curves from a CompressAI-style JSON: {name: [{"bpp", "psnr", "ms-ssim"}, ...]}."""
+    """Curves from a CompressAI-style JSON: {name: [{"bpp", "psnr", "ms-ssim" or "ms_ssim"}, ...]}."""
     curves = {}
     for name, points in json.loads(path.read_text()).items():
         if isinstance(points, list) and points and isinstance(points[0], dict) and "bpp" in points[0]:
-            curves[name] = sorted(({"bpp": p["bpp"], "psnr": p.get("psnr"),
-                                    "ms_ssim_db": metrics.ms_ssim_db(p["ms-ssim"]) if p.get("ms-ssim") else None}
-                                   for p in points), key=lambda p: p["bpp"])
+            curves[name] = []
+            for p in points:
+                ms = p.get("ms-ssim", p.get("ms_ssim"))
+                curves[name].append({"bpp": p["bpp"], "psnr": p.get("psnr"),
+                                     "ms_ssim_db": metrics.ms_ssim_db(ms) if ms else None})
+            curves[name].sort(key=lambda p: p["bpp"])
     return curves
 
 

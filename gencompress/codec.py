@@ -78,7 +78,8 @@ class Codec:
 
     def __init__(self, model: str = registry.DEFAULT_MODEL, quality: int = 3, device: str | None = None,
                  max_pixels: int = container.DEFAULT_MAX_PIXELS):
-        registry.spec(model)  # raises KeyError for unknown names
+        if not registry.spec(model).shipped:  # spec() raises KeyError for unknown names
+            raise KeyError(f"model {model!r} has no trained weights in this installation")
         if quality not in QUALITIES:
             raise ValueError(f"quality must be an integer from 1 to 8, got {quality!r}")
         self.model, self.quality, self.max_pixels = model, quality, max_pixels
@@ -153,7 +154,7 @@ class Codec:
         return pixels
 
     def _model_for(self, h: Header) -> LoadedModel:
-        if h.model not in registry.MODELS:
+        if h.model not in registry.shipped_names():
             raise FormatError(f"file needs model {h.model!r}, which this version does not ship")
         if h.quality not in QUALITIES:
             raise FormatError(f"corrupt .gcz header (quality {h.quality})")

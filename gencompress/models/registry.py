@@ -25,6 +25,11 @@ class ModelSpec:
     def weights(self) -> Path:
         return WEIGHTS_DIR / f"{self.name}.safetensors"
 
+    @property
+    def shipped(self) -> bool:
+        """Whether this version carries trained weights for it (else it can only be trained)."""
+        return self.weights.is_file()
+
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -33,9 +38,16 @@ MODELS: dict[str, ModelSpec] = {
                   "ae:FactorizedPrior", {"n": 128, "m": 192}),
         ModelSpec("vae", "mean-scale hyperprior (Minnen 2018, no context), 8 qualities by gains",
                   "vae:MeanScaleHyperprior", {"n": 128, "m": 192}),
+        ModelSpec("vae-ctx", "mean-scale hyperprior + checkerboard context (He 2021, 2 passes), 8 qualities by gains",
+                  "vae_ctx:CheckerboardHyperprior", {"n": 128, "m": 192}),
     )
 }
 DEFAULT_MODEL = "vae"
+
+
+def shipped_names() -> list[str]:
+    """Registered models with weights in this installation: what encode, decode and bench can use."""
+    return [name for name, s in MODELS.items() if s.shipped]
 
 
 def spec(name: str) -> ModelSpec:

@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import json
+import struct
+
 import torch
 from safetensors.torch import load
 
@@ -66,3 +69,13 @@ def load_weights(model: torch.nn.Module, data: bytes, partial: bool = False) -> 
             module._buffers[name] = torch.empty_like(value)
     model.load_state_dict(state, strict=not partial)
     return model
+
+
+def weights_metadata(data: bytes) -> dict[str, str]:
+    """The string metadata of a safetensors file's bytes (model name, recipe ...), without loading tensors."""
+    if len(data) < 8:
+        raise ValueError("not a safetensors file (too short)")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > len(data) - 8:
+        raise ValueError("not a safetensors file (header length out of range)")
+    return json.loads(data[8:8 + length]).get("__metadata__") or {}

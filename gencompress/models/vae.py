@@ -70,12 +70,16 @@ class MeanScaleHyperprior(nn.Module):
         tables["gaussian"] = _eb_tables(self.gaussian)
         return tables
 
-    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, np.ndarray]:
-        """Means (float32, on z_hat's device) and scale-table indexes (numpy) from z_hat, in float64 on CPU."""
+    def _hyper64(self, z_hat: Tensor) -> Tensor:
+        """The hyper-synthesis output for z_hat, computed in float64 on the CPU (a copy made once)."""
         with self._lock:
             if self._h_s64 is None:
                 self._h_s64 = copy.deepcopy(self.h_s).to("cpu", torch.float64)
-        scales, means = self._h_s64(z_hat.to("cpu", torch.float64)).chunk(2, 1)
+        return self._h_s64(z_hat.to("cpu", torch.float64))
+
+    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, np.ndarray]:
+        """Means (float32, on z_hat's device) and scale-table indexes (numpy) from z_hat, in float64 on CPU."""
+        scales, means = self._hyper64(z_hat).chunk(2, 1)
         indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
         return means.to(device=z_hat.device, dtype=torch.float32), indexes
 

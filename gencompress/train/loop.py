@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..models import registry
 from ..models.base import LAMBDAS
-from ..models.storage import load_weights
+from ..models.storage import load_weights, weights_metadata
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -55,7 +55,7 @@ class TrainConfig:
     checkpoint_every_s: float = 300.0
     model_config: dict = field(default_factory=dict)  # overrides of the registry's sizes
     init: str | None = None  # a shipped .safetensors to start from (continue training across sessions)
-    init_partial: bool = False  # from another architecture: load only the tensors both share
+    init_partial: bool = False  # load only the tensors both share (automatic when init names another model)
 
 
 def load_images(dirs: list[str], min_side: int) -> list[torch.Tensor]:
@@ -114,8 +114,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.device = torch.device(cfg.device)
         self.model = registry.build(cfg.model, **cfg.model_config)
-        if cfg.init:
-            load_weights(self.model, Path(cfg.init).read_bytes(), partial=cfg.init_partial)
+        if cfg.init:  # another architecture's weights (vae -> vae-ctx) load the tensors both share
+            data = Path(cfg.init).read_bytes()
+            load_weights(self.model, data, partial=cfg.init_partial or weights_metadata(data).get("model") != cfg.model)
         self.model = self.model.to(self.device).train()
         aux = {n for n, _ in self.model.named_parameters() if n.endswith("quantiles")}
         params = dict(self.model.named_parameters())
