@@ -1,10 +1,13 @@
-"""The training code path on a tiny model: steps, checkpoint, exact state on resume, export."""
+"""The training code path on a tiny model: steps, checkpoint, exact state on resume, export, options."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
@@ -39,7 +42,10 @@ def test_train_checkpoint_resume_export(tmp_path, rgb):
         meta = f.metadata()
         assert f.get_tensor("gaussian._quantized_cdf").dtype == torch.uint16
     assert meta["model"] == "vae" and json.loads(meta["config"]) == {"n": 8, "m": 12}
-    assert json.loads(meta["recipe"])["steps_done"] == 3 and json.loads(meta["data"]) == [str(data)]
+    recipe = json.loads(meta["recipe"])
+    assert recipe["steps_done"] == 3 and json.loads(meta["data"]) == [str(data)]
+    assert len(recipe["commit"]) == 40 or recipe["commit"] == "unknown"
+    assert recipe["loss"] == "lambda*255^2*MSE + bpp, per-sample quality"
 
 
 def test_training_can_start_from_shipped_weights(tmp_path, rgb):
@@ -55,9 +61,6 @@ def test_training_can_start_from_shipped_weights(tmp_path, rgb):
 
 
 def test_cli_train_resumes_and_exports(tmp_path, rgb):
-    import subprocess
-    import sys
-
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(rgb).save(data / "0.png")
@@ -70,3 +73,51 @@ def test_cli_train_resumes_and_exports(tmp_path, rgb):
                             timeout=300)
     assert second.returncode == 0, second.stderr
     assert "step 3 of 3" in second.stderr and (tmp_path / "ae.safetensors").stat().st_size > 1_000_000
+
+
+def tiny(tmp_path, rgb, **options) -> TrainConfig:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    Image.fromarray(rgb).save(data / "0.png")
+    return TrainConfig(model="vae", data=[str(data)], out=str(tmp_path / "run"), batch=2,
+                       model_config={"n": 8, "m": 12}, **({"steps": 2, "patch": 64} | options))
+
+
+def test_single_quality_training_leaves_the_other_qualities_alone(tmp_path, rgb):
+    cfg = tiny(tmp_path, rgb, quality=3, lmbda=0.02)
+    assert cfg.lambdas()[2] == 0.02 and cfg.trained_qualities() == [2]
+    trainer = Trainer(cfg)
+    before = trainer.model.gains.gain.detach().clone()
+    trainer.run()
+    after = trainer.model.gains.gain.detach()
+    assert not torch.equal(before[2], after[2])
+    assert torch.equal(torch.cat([before[:2], before[3:]]), torch.cat([after[:2], after[3:]]))
+
+
+def test_ms_ssim_and_mixed_precision_steps_are_finite(tmp_path, rgb):
+    with pytest.raises(ValueError, match="160"):
+        tiny(tmp_path, rgb, metric="ms-ssim")
+    big = np.asarray(Image.fromarray(rgb).resize((200, 200)))
+    for options in ({"metric": "ms-ssim", "patch": 192}, {"amp": True}):  # bfloat16 autocast, here on the CPU
+        trainer = Trainer(tiny(tmp_path, big, **options))
+        assert all(np.isfinite(v) for v in trainer.train_step().values())
+
+
+def test_eval_folder_is_measured_and_logged(tmp_path, rgb):
+    held_out = tmp_path / "held_out"
+    held_out.mkdir()
+    Image.fromarray(rgb[:70, :50]).save(held_out / "a.png")  # not a multiple of the stride: padded, cropped back
+    trainer = train(tiny(tmp_path, rgb, eval=[str(held_out)], eval_every=1, quality=2))
+    points = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
+    assert [(p["step"], p["quality"]) for p in points] == [(1, 2), (2, 2)] and trainer.step == 2
+    assert all(p["bpp"] > 0 and 0 < p["psnr"] < 99 for p in points)
+
+
+def test_cli_train_rejects_contradictory_options(tmp_path):
+    base = [sys.executable, "-m", "gencompress_cli.main", "train", str(tmp_path), "--model", "vae", "--out",
+            str(tmp_path / "run")]
+    for extra, message in ((["--lambda", "0.01"], "--lambda needs --quality"),
+                           (["--quality", "2", "--variable-rate"], "exclude each other"),
+                           (["--metric", "ms-ssim"], "160")):
+        proc = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr

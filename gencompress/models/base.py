@@ -18,7 +18,14 @@ from torch import Tensor, nn
 
 # CompressAI's MSE λ per quality (bmshj2018 / mbt2018 zoo): loss = λ·255²·MSE + bpp.
 LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+# Its MS-SSIM λ per quality: loss = λ·(1 - MS-SSIM) + bpp.
+MS_SSIM_LAMBDAS: tuple[float, ...] = (2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00)
 QUALITIES = len(LAMBDAS)
+
+
+def full_precision(t: Tensor):
+    """Turn autocast off where rates are computed: likelihoods in bfloat16 would misstate the bits."""
+    return torch.autocast(t.device.type, enabled=False)
 
 
 def analysis_transform(n: int, m: int) -> nn.Sequential:
@@ -64,10 +71,12 @@ class PerQualityBottlenecks(nn.Module):
 
     def forward(self, y: Tensor, quality: Tensor) -> tuple[Tensor, Tensor]:
         """Noisy (training) or dequantized latents and their likelihoods, per sample's quality."""
+        y = y.float()
         outputs, likelihoods = torch.empty_like(y), torch.empty_like(y)
-        for q in quality.unique().tolist():
-            sel = (quality == q).nonzero().flatten()
-            outputs[sel], likelihoods[sel] = self.bottlenecks[q](y[sel])
+        with full_precision(y):
+            for q in quality.unique().tolist():
+                sel = (quality == q).nonzero().flatten()
+                outputs[sel], likelihoods[sel] = self.bottlenecks[q](y[sel])
         return outputs, likelihoods
 
     def medians(self, quality: Tensor) -> Tensor:

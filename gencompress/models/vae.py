@@ -18,7 +18,8 @@ from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
 from .ae import SymbolReader, _eb_tables, channel_indexes
-from .base import PerQualityBottlenecks, QualityGains, analysis_transform, bits, round_ste, synthesis_transform
+from .base import (PerQualityBottlenecks, QualityGains, analysis_transform, bits, full_precision, round_ste,
+                   synthesis_transform)
 
 # CompressAI's scale table: 64 levels, log-spaced from 0.11 to 256.
 SCALE_TABLE = np.exp(np.linspace(np.log(0.11), np.log(256.0), 64)).tolist()
@@ -53,7 +54,8 @@ class MeanScaleHyperprior(nn.Module):
         z_med = self.entropy_z.medians(quality)
         z_hat = round_ste(z - z_med) + z_med
         scales, means = self.h_s(z_hat).chunk(2, 1)
-        _, y_likelihoods = self.gaussian(y, scales, means=means)
+        with full_precision(y):
+            _, y_likelihoods = self.gaussian(y.float(), scales.float(), means=means.float())
         y_hat = round_ste(y - means) + means
         x_hat = self.g_s(self.gains(y_hat, quality, inverse=True))
         return {"x_hat": x_hat, "bits": bits(y_likelihoods) + bits(z_likelihoods)}

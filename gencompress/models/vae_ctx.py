@@ -21,7 +21,7 @@ from compressai.layers import CheckerboardMaskedConv2d
 from torch import Tensor, nn
 
 from .ae import SymbolReader, channel_indexes
-from .base import bits, round_ste
+from .base import bits, full_precision, round_ste
 from .vae import MeanScaleHyperprior
 
 
@@ -57,7 +57,8 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         y_hat_anchors = (round_ste(y - means_a) + means_a) * anchors
         scales_n, means_n = self.entropy_parameters(torch.cat([hyper, self.context(y_hat_anchors)], 1)).chunk(2, 1)
         scales, means = torch.where(anchors, scales_a, scales_n), torch.where(anchors, means_a, means_n)
-        _, y_likelihoods = self.gaussian(y, scales, means=means)
+        with full_precision(y):
+            _, y_likelihoods = self.gaussian(y.float(), scales.float(), means=means.float())
         y_hat = round_ste(y - means) + means
         x_hat = self.g_s(self.gains(y_hat, quality, inverse=True))
         return {"x_hat": x_hat, "bits": bits(y_likelihoods) + bits(z_likelihoods)}

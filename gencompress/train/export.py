@@ -15,13 +15,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..models import registry
-from ..models.base import LAMBDAS
 from ..models.storage import from_shipped, shipped_state
+from .loop import TrainConfig
 
 def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
     """Write out (a .safetensors file) from checkpoint_dir; returns out."""
     meta = json.loads((checkpoint_dir / "checkpoint.json").read_text())
     cfg = meta["config"]
+    train_cfg = TrainConfig(**cfg)
     tensors = load_file(checkpoint_dir / "checkpoint.safetensors")
     config = registry.spec(cfg["model"]).config | cfg.get("model_config", {})
     model = registry.build(cfg["model"], **config)
@@ -37,9 +38,10 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
         "model": cfg["model"],
         "architecture": registry.spec(cfg["model"]).target,
         "config": json.dumps(config),
-        "qualities": json.dumps({q + 1: lmbda for q, lmbda in enumerate(LAMBDAS)}),
+        "qualities": json.dumps({q + 1: lmbda for q, lmbda in enumerate(train_cfg.lambdas())}),
         "recipe": json.dumps({k: v for k, v in cfg.items() if k not in ("model", "data", "out")}
-                             | {"steps_done": meta["step"], "loss": "lambda*255^2*MSE + bpp, per-sample quality"}),
+                             | {"steps_done": meta["step"], "loss": _loss(train_cfg),
+                                "commit": meta.get("commit", "unknown")}),
         "data": json.dumps(cfg["data"]),
     } | {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (notes or {}).items()}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,12 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
     tmp.chmod(0o644)
     tmp.replace(out)
     return out
+
+
+def _loss(cfg: TrainConfig) -> str:
+    distortion = "255^2*MSE" if cfg.metric == "mse" else "(1 - MS-SSIM)"
+    which = "per-sample quality" if cfg.quality is None else f"quality {cfg.quality} only"
+    return f"lambda*{distortion} + bpp, {which}"
 
 
 def _bottlenecks(model: torch.nn.Module):
