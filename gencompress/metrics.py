@@ -33,8 +33,12 @@ def ms_ssim_db(value: float) -> float:
 
 def bd_rate(anchor_rate: Sequence[float], anchor_dist: Sequence[float],
             test_rate: Sequence[float], test_dist: Sequence[float]) -> float:
-    """Average bit-rate difference in % of test against anchor at equal quality (negative = test is smaller)."""
+    """Average bit-rate difference in % of test against anchor at equal quality (negative = test is smaller).
+
+    Integrated over the quality interval both curves cover (pchip), however narrow: callers that
+    need a minimum overlap check it themselves.
+    """
     import bjontegaard
 
     return float(bjontegaard.bd_rate(np.asarray(anchor_rate), np.asarray(anchor_dist), np.asarray(test_rate),
-                                     np.asarray(test_dist), method="pchip", require_matching_points=False))
+                                     np.asarray(test_dist), method="pchip", require_matching_points=False, min_overlap=0))
