@@ -5,7 +5,10 @@ artifacts that a codec must not learn to reproduce. Each photo is downscaled so 
 is at most ``short_side`` pixels and written as a lossless PNG, next to ``sources.json`` which
 records where every image came from (package, version, path inside it, SHA-256 of the original).
 
-Run it as ``python -m gencompress.train.prepare OUT_DIR`` (needs ``apt-get`` and ``dpkg``).
+Run it as ``python -m gencompress.train.prepare OUT_DIR`` (needs ``apt-get`` and ``dpkg``). For the
+GPU machine, where the data travels with the working tree (64 MiB in all), make a compact copy of a
+prepared folder: ``python -m gencompress.train.prepare data/gpu --from OUT_DIR --short-side 640
+--format webp`` (lossless WebP; smaller pictures also pack more texture per pixel).
 """
 
 from __future__ import annotations
@@ -65,8 +68,34 @@ def downscale(img: Image.Image, short_side: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def prepare(out_dir: Path, packages: tuple[str, ...] = PACKAGES, short_side: int = 1024) -> list[dict]:
-    """Fetch the packages, downscale every photo, write PNGs and ``sources.json`` to out_dir."""
+def save(img: Image.Image, out_dir: Path, stem: str, fmt: str) -> str:
+    """Write img losslessly as PNG or WebP; returns the file name."""
+    name = f"{stem}.{fmt}"
+    if fmt == "webp":
+        img.save(out_dir / name, "WEBP", lossless=True, quality=100, method=4)
+    else:
+        img.save(out_dir / name, "PNG")
+    return name
+
+
+def repack(src_dir: Path, out_dir: Path, short_side: int, fmt: str) -> list[dict]:
+    """A smaller copy of a prepared folder: shrink to short_side (never enlarge), write as fmt, keep provenance."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = json.loads((src_dir / "sources.json").read_text())
+    for entry in sources:
+        with Image.open(src_dir / entry["file"]) as img:
+            scale = min(1.0, short_side / min(img.size))
+            small = img.convert("RGB").resize((round(img.width * scale), round(img.height * scale)),
+                                              Image.Resampling.LANCZOS) if scale < 1 else img.convert("RGB")
+        entry["file"] = save(small, out_dir, Path(entry["file"]).stem, fmt)
+        entry["size"] = list(small.size)
+    (out_dir / "sources.json").write_text(json.dumps(sources, indent=1))
+    return sources
+
+
+def prepare(out_dir: Path, packages: tuple[str, ...] = PACKAGES, short_side: int = 1024,
+            fmt: str = "png") -> list[dict]:
+    """Fetch the packages, downscale every photo, write lossless images and ``sources.json`` to out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     sources: list[dict] = []
     seen: set[str] = set()
@@ -82,8 +111,7 @@ def prepare(out_dir: Path, packages: tuple[str, ...] = PACKAGES, short_side: int
                     if min(img.size) < MIN_SIDE:
                         continue
                     small = downscale(img.convert("RGB"), short_side)
-                out_name = f"{len(sources):04d}.png"
-                small.save(out_dir / out_name)
+                out_name = save(small, out_dir, f"{len(sources):04d}", fmt)
                 sources.append({"file": out_name, "package": name, "version": version,
                                 "path": str(path.relative_to(root)), "sha256": digest,
                                 "original_size": list(img.size), "size": list(small.size)})
@@ -96,8 +124,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--short-side", type=int, default=1024)
+    parser.add_argument("--format", choices=["png", "webp"], default="png", help="Lossless format of the output.")
+    parser.add_argument("--from", dest="src", type=Path, help="Repack this prepared folder instead of fetching.")
     args = parser.parse_args()
-    sources = prepare(args.out_dir, short_side=args.short_side)
+    if args.src:
+        sources = repack(args.src, args.out_dir, args.short_side, args.format)
+    else:
+        sources = prepare(args.out_dir, short_side=args.short_side, fmt=args.format)
     print(f"{len(sources)} photos in {args.out_dir}")
 
 
