@@ -32,6 +32,7 @@ _PREFIX = struct.Struct("<8sBH")
 _FIXED = struct.Struct("<32sBIIBBBBIIB")
 _STREAM = struct.Struct("<BI")
 _CRC = struct.Struct("<I")
+HEADER_MAX_BYTES = _PREFIX.size + 0xFFFF  # the header length is a u16
 
 
 class FormatError(ValueError):
@@ -97,14 +98,7 @@ def pack(container: Container) -> bytes:
 def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     """Parse and check a .gcz file; raise FormatError with a one-line reason if anything is wrong."""
     data = bytes(data)
-    if len(data) < _PREFIX.size:
-        raise FormatError("not a .gcz file (too short)" if data else "empty input")
-    magic, version, header_len = _PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise FormatError("not a .gcz file (wrong magic bytes)")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .gcz format version {version} (this build reads {FORMAT_VERSION})")
-    end = _PREFIX.size + header_len
+    end = _header_end(data)
     if end + _CRC.size > len(data):
         raise FormatError("truncated .gcz file (header)")
     (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
@@ -119,6 +113,30 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
         out.append((kind, payload[pos:pos + length]))
         pos += length
     return Container(header, tuple(out))
+
+
+def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
+    """The header alone, from the first bytes of a file (at most HEADER_MAX_BYTES are needed).
+
+    Checks the magic, version, field ranges and pixel limit but not the file CRC, which needs the
+    whole file: for learning size and channels before decoding (Pillow's open, a bomb check).
+    """
+    end = _header_end(data)
+    if end > len(data):
+        raise FormatError("truncated .gcz file (header)")
+    return _parse_header(bytes(data[_PREFIX.size:end]), max_pixels)[0]
+
+
+def _header_end(data: bytes) -> int:
+    """Check magic and version; return where the header ends."""
+    if len(data) < _PREFIX.size:
+        raise FormatError("not a .gcz file (too short)" if data else "empty input")
+    magic, version, header_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise FormatError("not a .gcz file (wrong magic bytes)")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported .gcz format version {version} (this build reads {FORMAT_VERSION})")
+    return _PREFIX.size + header_len
 
 
 def _claims_fit(data: bytes, end: int) -> bool:
