@@ -36,6 +36,11 @@ class LoadedModel:
     sha256: bytes
     device: Any  # torch.device
 
+    @property
+    def min_bits(self) -> float:
+        """The fewest bits any latent symbol can cost under any of the model's tables."""
+        return min(float(t.min_bits.min()) for t in self.tables.values())
+
 
 _loaded: dict[tuple[str, str], LoadedModel] = {}
 _load_lock = threading.Lock()
@@ -131,6 +136,10 @@ class Codec:
         stride = net.model.stride
         latent_hw = (-(-h.height // stride) * stride // 16, -(-h.width // stride) * stride // 16)
         coded = list(c.stream(StreamKind.LATENTS))
+        # Streams shorter than the least information their symbols can carry are not genuine: refuse
+        # a small file claiming a large image before allocating for it (half: constriction's rounding).
+        if 0.5 * net.model.symbol_count(latent_hw) * net.min_bits > 8 * sum(map(len, coded)) + 64:
+            raise FormatError("corrupt .gcz file (streams too short for the image size it claims)")
         symbols: list[np.ndarray] = []
 
         def read(indexes: np.ndarray, table: str) -> np.ndarray:
@@ -160,8 +169,8 @@ class Codec:
             raise FormatError(f"corrupt .gcz header (quality {h.quality})")
         net = load_model(h.model, self.device)
         if net.sha256 != h.weights_sha256:
-            raise FormatError(f"file was made with weights {h.weights_sha256.hex()[:12]} of model {h.model!r}; "
-                              f"this version ships {net.sha256.hex()[:12]}")
+            raise FormatError(f"file was made with weights {h.weights_sha256.hex()} of model {h.model!r}; "
+                              f"this version ships {net.sha256.hex()}")
         return net
 
 

@@ -47,6 +47,10 @@ class Tables:
         self.offset = np.asarray(self.offset, dtype=np.int64)
         if self.cdf.ndim != 2 or not self.length.shape == self.offset.shape == (self.cdf.shape[0],):
             raise ValueError("inconsistent table shapes")
+        # Per table, the fewest bits any of its symbols can cost: -log2 of its largest probability.
+        valid = np.arange(self.cdf.shape[1] - 1)[None] < (self.length[:, None] - 1)
+        top = np.where(valid, np.diff(self.cdf, axis=1), 0).max(axis=1)
+        self.min_bits = -np.log2(np.maximum(top, 1) / 2**CDF_PRECISION)
 
     def __len__(self) -> int:
         return self.cdf.shape[0]

@@ -41,6 +41,10 @@ class FactorizedPrior(nn.Module):
     def update_tables(self) -> None:
         self.entropy_y.update()
 
+    def symbol_count(self, latent_hw: tuple[int, int]) -> int:
+        """How many latent symbols an image with latents of latent_hw codes."""
+        return self.gains.gain.shape[1] * latent_hw[0] * latent_hw[1]
+
     def tables(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Integer CDF tables (cdf, length, offset) by name, for the entropy coder."""
         return {f"y{q}": _eb_tables(b) for q, b in enumerate(self.entropy_y.bottlenecks)}

@@ -63,6 +63,11 @@ class MeanScaleHyperprior(nn.Module):
     def aux_loss(self) -> Tensor:
         return self.entropy_z.aux_loss()
 
+    def symbol_count(self, latent_hw: tuple[int, int]) -> int:
+        """How many latent symbols (hyper-latents and latents) an image with latents of latent_hw codes."""
+        z = self.h_a[-1].out_channels * (latent_hw[0] // 4) * (latent_hw[1] // 4)
+        return z + self.gains.gain.shape[1] * latent_hw[0] * latent_hw[1]
+
     def update_tables(self) -> None:
         self.entropy_z.update()
         self.gaussian.update_scale_table(SCALE_TABLE, force=True)
