@@ -121,3 +121,26 @@ def test_cli_train_rejects_contradictory_options(tmp_path):
                            (["--metric", "ms-ssim"], "160")):
         proc = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_prepare_repacks_a_folder_smaller_and_keeps_provenance(tmp_path, rgb):
+    from gencompress.train.prepare import photo_files, repack
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(rgb).save(src / "0000.png")
+    Image.fromarray(rgb[:40, :60]).save(src / "0001.png")
+    (src / "sources.json").write_text(json.dumps([{"file": "0000.png", "package": "p", "size": [96, 80]},
+                                                  {"file": "0001.png", "package": "q", "size": [60, 40]}]))
+    sources = repack(src, tmp_path / "out", short_side=50, fmt="webp")
+    assert [(s["file"], s["package"], s["size"]) for s in sources] == [("0000.webp", "p", [60, 50]),
+                                                                       ("0001.webp", "q", [60, 40])]
+    small = np.asarray(Image.open(tmp_path / "out" / "0001.webp"))
+    assert np.array_equal(small, rgb[:40, :60])  # lossless, and never enlarged
+    assert json.loads((tmp_path / "out" / "sources.json").read_text()) == sources
+
+    tree = tmp_path / "pkg" / "usr" / "share" / "wallpapers" / "A"
+    tree.mkdir(parents=True)
+    for name in ("1920x1080.jpg", "3840x2160.jpg", "notes.png"):
+        (tree / name).write_bytes(b"x")
+    assert [p.name for p in photo_files(tmp_path / "pkg")] == ["3840x2160.jpg"]  # the largest rendition only
