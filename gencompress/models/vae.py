@@ -90,13 +90,16 @@ class MeanScaleHyperprior(nn.Module):
         indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
         return means.to(device=z_hat.device, dtype=torch.float32), indexes
 
-    @torch.no_grad()
-    def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
+    def _analysis(self, x: Tensor, quality: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Quality index tensor, gained latents y, rounded hyper-latent symbols and their median offset."""
         q = torch.tensor([quality], device=x.device)
         y = self.gains(self.g_a(x), q)
-        z = self.h_a(y)
         z_med = self.entropy_z.medians(q)
-        z_sym = torch.round(z - z_med)
+        return q, y, torch.round(self.h_a(y) - z_med), z_med
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
+        q, y, z_sym, z_med = self._analysis(x, quality)
         means, indexes = self._gaussian_params(z_sym + z_med)
         y_sym = torch.round(y - means)
         x_hat = self.g_s(self.gains(y_sym + means, q, inverse=True))

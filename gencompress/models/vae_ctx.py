@@ -86,11 +86,7 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
 
     @torch.no_grad()
     def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
-        q = torch.tensor([quality], device=x.device)
-        y = self.gains(self.g_a(x), q)
-        z = self.h_a(y)
-        z_med = self.entropy_z.medians(q)
-        z_sym = torch.round(z - z_med)
+        q, y, z_sym, z_med = self._analysis(x, quality)
         hyper = self._hyper64(z_sym + z_med)
         y64 = y.to("cpu", torch.float64)[0]
         anchors = anchor_mask(*y.shape[2:])[0, 0]
