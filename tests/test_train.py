@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -58,6 +59,9 @@ def test_training_can_start_from_shipped_weights(tmp_path, rgb):
     with safe_open(cfg.init, "pt") as f:
         expected = f.get_tensor("g_s.0.weight").float()
     assert torch.equal(trainer.model.g_s[0].weight.detach(), expected)
+    trainer.run()  # the checkpoint now holds the shipped coding tables: export and resume must size them
+    export(tmp_path / "run", tmp_path / "w.safetensors")
+    Trainer(dataclasses.replace(cfg, init=None)).load(tmp_path / "run")
 
 
 def test_cli_train_resumes_and_exports(tmp_path, rgb):

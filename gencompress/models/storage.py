@@ -62,12 +62,17 @@ def load_weights(model: torch.nn.Module, data: bytes, partial: bool = False) -> 
         state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape and own[k].numel()}
         if not state:
             raise ValueError("the weights share no tensor with this model")
+    return load_state(model, state, strict=not partial)
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> torch.nn.Module:
+    """load_state_dict, after resizing buffers whose size is data (the coding tables, empty until computed)."""
     for key, value in state.items():
         module_path, _, name = key.rpartition(".")
         module = model.get_submodule(module_path)
         if name in module._buffers and module._buffers[name].shape != value.shape:
             module._buffers[name] = torch.empty_like(value)
-    model.load_state_dict(state, strict=not partial)
+    model.load_state_dict(state, strict=strict)
     return model
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..models import registry
-from ..models.storage import from_shipped, shipped_state
+from ..models.storage import from_shipped, load_state, shipped_state
 from .loop import TrainConfig
 
 def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
@@ -26,8 +26,8 @@ def export(checkpoint_dir: Path, out: Path, notes: dict | None = None) -> Path:
     tensors = load_file(checkpoint_dir / "checkpoint.safetensors")
     config = registry.spec(cfg["model"]).config | cfg.get("model_config", {})
     model = registry.build(cfg["model"], **config)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    model.load_state_dict(from_shipped(shipped_state(model)))  # round to the shipped precisions
+    load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    load_state(model, from_shipped(shipped_state(model)))  # round to the shipped precisions
     model.eval()
     with torch.no_grad():
         for bottleneck in _bottlenecks(model):

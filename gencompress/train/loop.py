@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ..models import registry
 from ..models.base import LAMBDAS, MS_SSIM_LAMBDAS
-from ..models.storage import load_weights, weights_metadata
+from ..models.storage import load_state, load_weights, weights_metadata
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -285,7 +285,7 @@ class Trainer:
         """Restore model, optimizer, step and random state saved by save()."""
         tensors = load_file(ckpt_dir / "checkpoint.safetensors", device=str(self.device))
         meta = json.loads((ckpt_dir / "checkpoint.json").read_text())
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         for name, opt in (("opt", self.opt), ("aux_opt", self.aux_opt)):
             sd = opt.state_dict()
             state: dict[int, dict[str, torch.Tensor]] = {}
