@@ -23,14 +23,17 @@ from PIL import Image
 from tqdm import tqdm
 
 import gencompress
-from gencompress import bench
+from gencompress import bench, classical
 from gencompress import images as images_module
 from gencompress.codec import load_model
 from gencompress.models.manifest import MANIFEST, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
-JPEG_QUALITIES = list(range(5, 100, 5))
+JPEG_QUALITIES = list(classical.CODECS["jpeg"].qualities)  # the bench's sweep: rows are shared
 OVERHEAD_IMAGES = 6
+CACHE_FILE = ROOT / "benchmarks" / "results" / "kodak" / "cache.jsonl"
+CACHE_FILE.parent.mkdir(parents=True, exist_ok=True)
+CACHE = bench.Cache(CACHE_FILE)
 
 
 def load_kodak(folder: Path) -> dict[str, np.ndarray]:
@@ -46,11 +49,15 @@ def estimated_bytes(name: str, image: np.ndarray, quality: int) -> float:
 
 
 def evaluate(codec: str, settings: list[int], images: dict[str, np.ndarray], overhead: bool) -> list[dict]:
-    """Per setting: bench.average of bench.measure over the images (+ rate overhead for our models)."""
+    """Per setting: bench.average of the measured rows (+ rate overhead for our models).
+
+    Rows come from, and go to, the cache of benchmarks/kodak_codecs.py, so the two scripts measure
+    each (codec, setting, image) once.
+    """
     runner = bench.runner(codec, "cpu")
     points = []
     for setting in settings:
-        rows = [{"image": key} | bench.measure(runner, setting, image)
+        rows = [bench.measure_cached(CACHE, runner, setting, key, image, bench.image_digest(image))
                 for key, image in tqdm(images.items(), desc=f"{codec} {setting}", file=sys.stderr, leave=False)]
         point = {"quality": setting} | bench.average(rows) | {"per_image": rows}
         if overhead:
@@ -89,7 +96,7 @@ def main() -> None:
     published = bench.load_published(args.published) if args.published.is_file() else {}
     jpeg = [{k: v for k, v in p.items() if k != "per_image"} for p in evaluate("jpeg", JPEG_QUALITIES, images, False)]
     results = {"kodak": str(args.kodak), "images": len(images), "gencompress": gencompress.__version__,
-               "torch": torch.__version__, "jpeg": {"settings": "Pillow libjpeg-turbo, 4:2:0, quality 5..95",
+               "torch": torch.__version__, "jpeg": {"settings": classical.CODECS["jpeg"].settings,
                                                     "points": jpeg}, "models": {}}
     for name in args.models:
         points = evaluate(name, list(range(1, 9)), images, True)

@@ -121,6 +121,21 @@ class Cache:
                 f.write(json.dumps(row) + "\n")
 
 
+def image_digest(image: np.ndarray) -> str:
+    """What identifies an image in the cache: its pixels, not its path."""
+    return hashlib.sha256(image.tobytes()).hexdigest()[:16]
+
+
+def measure_cached(cache: Cache, r: Runner, setting: float, key: str, image: np.ndarray, digest: str) -> dict:
+    """The cached row of (codec identity, setting, image), measured and stored if missing."""
+    row = cache.get(r.identity, setting, digest)
+    if row is None:
+        row = {"codec": r.name, "identity": r.identity, "setting": setting, "image": key, "digest": digest} | \
+            measure(r, setting, image)
+        cache.put(row)
+    return row
+
+
 def average(rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {"images": len(rows)}
     for key in ("bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s"):
@@ -192,7 +207,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     cache = Cache(out / "cache.jsonl" if out else None)
     paths = find_images(cfg.dirs)
     images = {str(p): np.asarray(Image.open(p).convert("RGB")) for p in paths}
-    digests = {k: hashlib.sha256(v.tobytes()).hexdigest()[:16] for k, v in images.items()}
+    digests = {k: image_digest(v) for k, v in images.items()}
     runners, unavailable = {}, {}
     for name in cfg.codecs:
         try:
@@ -201,15 +216,8 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             unavailable[name] = str(exc)
     jobs = [(name, s, key) for name, r in runners.items()
             for s in (cfg.qualities or {}).get(name, r.settings) for key in images]
-    rows = []
-    for name, setting, key in tqdm(jobs, desc="bench", unit="image", file=sys.stderr, disable=not progress):
-        row = cache.get(runners[name].identity, setting, digests[key])
-        if row is None:
-            row = {"codec": name, "identity": runners[name].identity, "setting": setting, "image": key,
-                   "digest": digests[key]} | \
-                measure(runners[name], setting, images[key])
-            cache.put(row)
-        rows.append(row)
+    rows = [measure_cached(cache, runners[name], setting, key, images[key], digests[key])
+            for name, setting, key in tqdm(jobs, desc="bench", unit="image", file=sys.stderr, disable=not progress)]
     curves = {name: sorted((average([r for r in rows if r["codec"] == name and r["setting"] == s]) | {"setting": s}
                             for s in dict.fromkeys(r["setting"] for r in rows if r["codec"] == name)),
                            key=lambda p: p["bpp"])
