@@ -5,7 +5,7 @@
 For every model and quality: bpp from the .gcz sizes, PSNR (8-bit RGB) and MS-SSIM of the decoded
 images, averaged over images per quality (per-image dB averaged, as CompressAI does), and the
 coded size against the model's own rate estimate (on the first 6 images). JPEG is libjpeg-turbo through Pillow with its
-defaults (4:2:0, standard Huffman tables), qualities 5..95. BD-rates (pchip) are against that
+defaults (4:2:0, standard Huffman tables), the bench's quality sweep. BD-rates (pchip) are against that
 JPEG curve and CompressAI's published curves. Results merge per model into the JSON and the
 manifest, so models can be evaluated one at a time. Speed: benchmarks/speed.py.
 """
