@@ -7,6 +7,7 @@ loading a network. build() and load() import the architecture on demand.
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,5 +62,7 @@ def build(name: str, **overrides: Any):
     """A freshly initialised (untrained) network of the named architecture."""
     s = spec(name)
     module_name, cls_name = s.target.split(":")
-    module = importlib.import_module(f"{__package__}.{module_name}")
+    with warnings.catch_warnings():  # compressai decorates with torch.jit.script, which torch 2.15 deprecates
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        module = importlib.import_module(f"{__package__}.{module_name}")
     return getattr(module, cls_name)(**(s.config | overrides))
