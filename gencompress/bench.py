@@ -10,6 +10,7 @@ codec with new weights, settings or library versions is measured again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import statistics
@@ -38,7 +39,7 @@ class Runner:
     decode: Callable[[bytes], np.ndarray]
     info: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def identity(self) -> str:
         """What produced a row: settings and library versions, or the weights' hash for our models.
 
@@ -53,9 +54,7 @@ def runner(name: str, device: str | None = None) -> Runner:
         if not registry.MODELS[name].shipped:
             raise LookupError(f"{name}: this installation has no trained weights for it")
         from . import __version__
-        from .codec import Codec
-
-        from .codec import load_model
+        from .codec import Codec, load_model
 
         codecs = {q: Codec(model=name, quality=q, device=device) for q in range(1, 9)}
         weights = load_model(name, codecs[1].device).sha256.hex()

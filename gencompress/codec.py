@@ -14,6 +14,7 @@ Loaded models are cached per (name, device) and shared by all Codec instances an
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import zlib
@@ -36,7 +37,7 @@ class LoadedModel:
     sha256: bytes
     device: Any  # torch.device
 
-    @property
+    @functools.cached_property
     def min_bits(self) -> float:
         """The fewest bits any latent symbol can cost under any of the model's tables."""
         return min(float(t.min_bits.min()) for t in self.tables.values())

@@ -24,7 +24,7 @@ def shipped_models() -> list[dict[str, Any]]:
     manifest = read_manifest()
     rows = []
     for name, spec in MODELS.items():
-        if not spec.weights.is_file():
+        if not spec.shipped:
             continue
         data = spec.weights.read_bytes()
         sha = hashlib.sha256(data).hexdigest()

@@ -33,8 +33,6 @@ def anchor_mask(h: int, w: int, device: torch.device | str = "cpu") -> Tensor:
 
 
 class CheckerboardHyperprior(MeanScaleHyperprior):
-    stride = 64
-
     def __init__(self, n: int = 128, m: int = 192):
         super().__init__(n, m)
         self.context = CheckerboardMaskedConv2d(m, 2 * m, kernel_size=5, padding=2, stride=1)
