@@ -23,11 +23,13 @@ def default_output(path: Path) -> Path:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--no-verify", is_flag=True, help="Skip the decoded-pixels checksum.")
+@click.option("--region", callback=lambda ctx, param, value: _parse_region(value), metavar="X,Y,W,H",
+              help="Decode only this rectangle (pixels), from the tiles it touches.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-file results as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def decode(ctx, inputs, output, device, force, no_verify, as_json, quiet, verbose):
+def decode(ctx, inputs, output, device, force, no_verify, region, as_json, quiet, verbose):
     """Decompress .gcz files (or '-' for stdin) to PNG (or the format of -o's extension)."""
     from gencompress import Codec
 
@@ -41,16 +43,26 @@ def decode(ctx, inputs, output, device, force, no_verify, as_json, quiet, verbos
         return f"{r['seconds']:.2f} s{detail}"
 
     run_each(ctx, files, output, default_output,
-             lambda src, dst: _decode_one(codec, src, dst, force, not no_verify), summary, quiet, as_json, "decode")
+             lambda src, dst: _decode_one(codec, src, dst, force, not no_verify, region), summary, quiet, as_json, "decode")
 
 
-def _decode_one(codec, src: str, dst: str, force: bool, verify: bool) -> dict:
+def _parse_region(value: str | None) -> tuple[int, int, int, int] | None:
+    if value is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected X,Y,WIDTH,HEIGHT as four integers, got {value!r}") from None
+    return x, y, w, h
+
+
+def _decode_one(codec, src: str, dst: str, force: bool, verify: bool, region) -> dict:
     from PIL import Image
 
     if dst != STDIO and Path(dst).exists() and not force:
         raise FileExistsError(f"{dst} already exists (use -f to overwrite)")
     start = time.perf_counter()
-    pixels = codec.decode(read_input(src), verify=verify)
+    pixels = codec.decode(read_input(src), verify=verify, region=region)
     seconds = time.perf_counter() - start
     image = Image.fromarray(pixels)
     if dst == STDIO:

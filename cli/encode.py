@@ -20,19 +20,25 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
 @click.option("--quality", type=click.IntRange(1, 8), default=3, show_default=True,
               help="1 (smallest file) to 8 (best picture): CompressAI's λ 0.0018 ... 0.18.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
+@click.option("--tile", "tile_size", type=int, default=1024, show_default=True,
+              help="Code in tiles of at most this many pixels square (multiple of 64): bounds memory, "
+                   "lets decode --region read part of the image.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print bytes, bpp and seconds per file as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def encode(ctx, inputs, output, model, quality, device, force, as_json, quiet, verbose):
+def encode(ctx, inputs, output, model, quality, device, tile_size, force, as_json, quiet, verbose):
     """Compress images (files, directories, or '-' for stdin) to INPUT.gcz."""
     from gencompress import Codec
 
     files = expand_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
         raise click.UsageError("no input images found")
-    codec = Codec(model=model, quality=quality, device=device)
+    try:
+        codec = Codec(model=model, quality=quality, device=device, tile_size=tile_size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tile") from None
 
     def summary(r: dict) -> str:
         detail = f", {model} q{quality} on {codec.device}, {r['width']}x{r['height']}" if verbose else ""

@@ -22,15 +22,16 @@ def info(file, as_json):
         "file": file, "model": h.model, "quality": h.quality, "width": h.width, "height": h.height,
         "channels": h.channels, "bit_depth": h.bit_depth, "bytes": len(data), "bpp": 8 * len(data) / h.pixels,
         "weights_sha256": h.weights_sha256.hex(), "model_shipped": h.model in shipped_names(),
-        "encoded_on": h.device.name.lower(), "streams": [{"kind": k.name.lower(), "bytes": len(d)} for k, d in c.streams],
-        "pixels_crc32": f"{h.pixels_crc:08x}", "symbols_crc32": f"{h.symbols_crc:08x}",
+        "encoded_on": h.device.name.lower(), "format_version": h.version,
+        "tiles": {"count": len(c.tiles), "size": h.tile_size, "overlap": h.overlap},
+        "latent_bytes": sum(len(s) for t in c.tiles for s in t.streams), "alpha_bytes": len(c.alpha or b""),
     }
     if as_json:
         print_json(fields)
         return
     for key, value in fields.items():
-        if key == "streams":
-            value = ", ".join(f"{s['kind']} {s['bytes']} B" for s in value)
+        if key == "tiles":
+            value = f"{value['count']} of up to {value['size']}x{value['size']} pixels, overlapping by {value['overlap']}"
         elif key == "bpp":
             value = f"{value:.4f}"
         click.echo(f"{key:>15}: {value}")

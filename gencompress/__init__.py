@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import Codec
+from .codec import DEFAULT_TILE_SIZE, Codec
 from .container import ChecksumError, FormatError
 from .images import ImageError, ImageLike
 from .models.registry import DEFAULT_MODEL, MODELS
@@ -20,11 +20,14 @@ __version__ = "0.1.0"
 __all__ = ["Codec", "ChecksumError", "FormatError", "ImageError", "MODELS", "decode", "encode", "__version__"]
 
 
-def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, device: str | None = None) -> bytes:
+def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, device: str | None = None,
+           tile_size: int = DEFAULT_TILE_SIZE) -> bytes:
     """Compress an image (path, PIL image, or uint8 array HxW / HxWxC) to .gcz bytes."""
-    return Codec(model=model, quality=quality, device=device).encode(image)
+    return Codec(model=model, quality=quality, device=device, tile_size=tile_size).encode(image)
 
 
-def decode(data: bytes, *, device: str | None = None, verify: bool = True) -> np.ndarray:
-    """Decompress .gcz bytes to a uint8 array (HxW for grayscale, HxWx3, HxWx4 with alpha)."""
-    return Codec(device=device).decode(data, verify=verify)
+def decode(data: bytes, *, device: str | None = None, verify: bool = True,
+           region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Decompress .gcz bytes to a uint8 array (HxW for grayscale, HxWx3, HxWx4 with alpha);
+    region=(x, y, width, height) decodes only that rectangle."""
+    return Codec(device=device).decode(data, verify=verify, region=region)

@@ -1,15 +1,19 @@
 """Codec: a named model at a quality on a device; image -> .gcz bytes -> image.
 
-This is the one place where images, the network, the entropy coder and the container meet; each
-arrow of the path below is a single call with plain data (arrays, bytes, small dataclasses).
+This is the one place where images, tiles, the network, the entropy coder and the container meet;
+each arrow of the path below is a single call with plain data (arrays, bytes, small dataclasses).
 
-    encode: to_planes -> pad -> model.encode (latents, reconstruction) -> entropy.encode
+    encode: to_planes -> cut into tiles -> per tile: pad -> model.analyze (batched across tiles)
+            -> model.code (symbols) -> entropy.encode -> model.synthesize (the decoder's pixels)
             -> checksums -> container.pack
-    decode: container.unpack -> weight check -> entropy.decode (inside model.decode) -> crop
-            -> alpha -> checksums
+    decode: container.unpack -> weight check -> per tile touching the region: entropy.decode
+            (inside model.read_latents) -> model.synthesize -> checksums -> blend tiles -> alpha
 
-torch and compressai are imported when a model is first loaded, never at `import gencompress`.
-Loaded models are cached per (name, device) and shared by all Codec instances and threads.
+Tiles (tiling.py) bound memory: a 50-megapixel photo is coded 1024x1024 pixels at a time, and a
+region decodes from the tiles it touches. Images up to the tile size are one tile, coded exactly
+as a whole image. torch and compressai are imported when a model is first loaded, never at
+`import gencompress`. Loaded models are cached per (name, device) and shared by all Codec
+instances and threads.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import functools
 import hashlib
 import threading
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from . import container, entropy, images
-from .container import ChecksumError, Container, Device, FormatError, Header, StreamKind
+from . import container, entropy, images, tiling
+from .container import ChecksumError, Container, Device, FormatError, Header, TileData
 from .models import registry
 
 QUALITIES = range(1, 9)
@@ -74,21 +79,34 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DEFAULT_TILE_SIZE = 1024  # pixels; Kodak-size images are one tile, a 50 MP photo about 54
+TILE_OVERLAP = 32  # pixels cross-faded between neighbouring tiles (tiling.py)
+# Pixels the network sees at once, per device: batching small images keeps a GPU busy; on a CPU it
+# gains nothing, so the budget there is one full tile (bounded memory).
+BATCH_PIXELS = {"cpu": DEFAULT_TILE_SIZE ** 2, "cuda": 8 * DEFAULT_TILE_SIZE ** 2}
+
+Region = tiling.Region
+
+
 class Codec:
     """Encode images to .gcz bytes and decode them back; safe to share between threads.
 
     model: a registered model name ("ae", "vae"); quality: 1 (smallest) to 8 (best), CompressAI's
-    λ table; device: "cpu", "cuda" or None for CUDA when available.
-    Decoding reads model and quality from the file, so one Codec decodes any .gcz file.
+    λ table; device: "cpu", "cuda" or None for CUDA when available; max_pixels: larger images in
+    files are refused before anything is allocated; tile_size: images are coded in tiles of at most
+    this many pixels square (a multiple of 64, at least 128), which bounds memory.
+    Decoding reads model, quality and tiling from the file, so one Codec decodes any .gcz file.
     """
 
     def __init__(self, model: str = registry.DEFAULT_MODEL, quality: int = 3, device: str | None = None,
-                 max_pixels: int = container.DEFAULT_MAX_PIXELS):
+                 max_pixels: int = container.DEFAULT_MAX_PIXELS, tile_size: int = DEFAULT_TILE_SIZE):
         if not registry.spec(model).shipped:  # spec() raises KeyError for unknown names
             raise KeyError(f"model {model!r} has no trained weights in this installation")
         if quality not in QUALITIES:
             raise ValueError(f"quality must be an integer from 1 to 8, got {quality!r}")
-        self.model, self.quality, self.max_pixels = model, quality, max_pixels
+        if tile_size < 128 or tile_size % 64:
+            raise ValueError(f"tile size must be a multiple of 64 of at least 128, got {tile_size!r}")
+        self.model, self.quality, self.max_pixels, self.tile_size = model, quality, max_pixels, tile_size
         self._device = device
 
     @property
@@ -102,46 +120,107 @@ class Codec:
 
     def encode(self, image: images.ImageLike) -> bytes:
         """Compress an image (path, PIL image, or uint8 array HxW / HxWxC with C in 1, 3, 4)."""
+        return self.encode_many([image])[0]
+
+    def encode_many(self, many: Iterable[images.ImageLike]) -> list[bytes]:
+        """Compress several images; tiles of equal shape share the analysis transform's batches.
+
+        Each file is what encode() makes of its image, except that a batched convolution may round
+        differently from a single one (CUDA), which can change a symbol, never whether or how the
+        file decodes: symbols, coding tables and the recorded pixels are computed tile by tile.
+        """
         import torch
 
-        planes = images.to_planes(image)
-        height, width = planes.rgb.shape[:2]
         net = load_model(self.model, self.device)
-        padded = images.pad(planes.rgb, net.model.stride)
-        x = torch.tensor(padded, device=net.device).permute(2, 0, 1)[None].float() / 255.0
-        latents, x_hat = net.model.encode(x, self.quality - 1)
-        streams = [(StreamKind.LATENTS, entropy.encode(sym, idx, net.tables[table])) for sym, idx, table in latents]
-        if planes.alpha is not None:
-            streams.append((StreamKind.ALPHA, images.compress_alpha(planes.alpha)))
-        decoded = images.from_planes(_to_uint8(x_hat)[:height, :width], planes.alpha, planes.channels)
-        header = Header(
-            model=self.model, weights_sha256=net.sha256, quality=self.quality, width=width, height=height,
-            channels=planes.channels, device=_device_kind(net.device),
-            symbols_crc=_symbols_crc(sym for sym, _, _ in latents), pixels_crc=zlib.crc32(decoded.tobytes()),
-        )
-        return container.pack(Container(header, tuple(streams)))
+        stride, q = net.model.stride, self.quality - 1
+        jobs = [_Encoding(images.to_planes(image), self.tile_size) for image in many]
+        work = [(job, tile) for job in jobs for tile in job.grid.tiles()]
+        for batch in _batches(work, lambda jt: _padded(jt[1], stride), self._batch_pixels):
+            x = np.stack([images.pad(job.planes.rgb[t.y0:t.y1, t.x0:t.x1], stride) for job, t in batch])
+            # contiguous (NCHW): a channels-last input would run the convolutions with other roundings
+            x = (torch.from_numpy(x).to(net.device).permute(0, 3, 1, 2).float() / 255.0).contiguous()
+            for (job, tile), y in zip(batch, net.model.analyze(x, q)):
+                latents, y_in = net.model.code(y[None], q)
+                pixels = _to_uint8(net.model.synthesize(y_in.contiguous()))[:tile.height, :tile.width]
+                job.tiles[tile.index] = TileData(
+                    tuple(entropy.encode(sym, idx, net.tables[table]) for sym, idx, table in latents),
+                    _symbols_crc(sym for sym, _, _ in latents), zlib.crc32(pixels.tobytes()))
+        return [container.pack(job.container(self, net)) for job in jobs]
 
-    def decode(self, data: bytes, verify: bool = True) -> np.ndarray:
+    def decode(self, data: bytes, verify: bool = True, region: Region | None = None) -> np.ndarray:
         """Decompress .gcz bytes to a uint8 array: HxW (gray), HxWx3 or HxWx4.
 
+        region=(x, y, width, height) decodes only that rectangle, from the tiles it touches.
         Raises FormatError for anything that is not a valid file this version can decode, and
         ChecksumError (a FormatError) when the decoded symbols, or the pixels on the encoder's kind
         of device, differ from what the encoder recorded. verify=False skips the pixel check.
+        ValueError: a region outside the image.
         """
+        c, net = self._open(data)
+        h = c.header
+        if region is not None:
+            region = h.grid.check_region(region)
+        if h.image_crc is not None:  # version 1: one tile, checked as a whole image, then cut
+            full = self._finish(c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify)), None)
+            if verify and h.device == _device_kind(net.device) and zlib.crc32(full.tobytes()) != h.image_crc:
+                raise ChecksumError("decoded pixels differ from the encoder's (pixel CRC mismatch)")
+            x, y, w, hh = region or (0, 0, h.width, h.height)
+            return full[y:y + hh, x:x + w]
+        return self._finish(c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify), region), region)
+
+    def decode_many(self, blobs: Sequence[bytes], verify: bool = True) -> list[np.ndarray]:
+        """Decompress several files; tiles of equal shape share the synthesis transform's batches.
+
+        Returns what decode() returns for each file: a tile whose batched synthesis misses its
+        pixel checksum is synthesized again alone. Holds every decoded tile until the end: for a
+        huge image, decode() holds only a row of tiles.
+        """
+        import torch
+
+        opened = [self._open(data) for data in blobs]
+        if any(c.header.image_crc is not None for c, _ in opened):  # version 1: the whole-image path
+            return [self.decode(data, verify) for data in blobs]
+        work = [(i, tile) for i, (c, _) in enumerate(opened) for tile in c.header.grid.tiles()]
+        done: dict[tuple[int, int], np.ndarray] = {}
+        for batch in _batches(work, lambda it: (opened[it[0]][1].sha256, *_padded(it[1], opened[it[0]][1].model.stride)),
+                              self._batch_pixels):
+            net = opened[batch[0][0]][1]
+            inputs = [self._read_tile(opened[i][0], net, tile) for i, tile in batch]
+            x_hat = net.model.synthesize(torch.cat(inputs))
+            for k, (i, tile) in enumerate(batch):
+                pixels = _to_uint8(x_hat[k:k + 1])[:tile.height, :tile.width]
+                if len(batch) > 1 and not self._pixels_ok(opened[i][0], net, tile, pixels, verify):
+                    pixels = _to_uint8(net.model.synthesize(inputs[k]))[:tile.height, :tile.width]
+                self._check_pixels(opened[i][0], net, tile, pixels, verify)
+                done[i, tile.index] = pixels
+        return [self._finish(c, net, c.header.grid.assemble(lambda t, i=i: done.pop((i, t.index))), None)
+                for i, (c, net) in enumerate(opened)]
+
+    def _batch_pixels(self) -> int:
+        return BATCH_PIXELS.get(self.device.split(":")[0], BATCH_PIXELS["cpu"])
+
+    def _open(self, data: bytes) -> tuple[Container, LoadedModel]:
+        """Parse and check a file against the model it names, before anything is decoded."""
         c = container.unpack(data, self.max_pixels)
         h = c.header
-        net = self._model_for(h)
-        alpha_streams = c.stream(StreamKind.ALPHA)
-        if len(alpha_streams) != (h.channels == 4):
-            raise FormatError(f"corrupt .gcz file ({len(alpha_streams)} alpha streams for {h.channels} channels)")
-        stride = net.model.stride
-        latent_hw = (-(-h.height // stride) * stride // 16, -(-h.width // stride) * stride // 16)
-        coded = list(c.stream(StreamKind.LATENTS))
+        if h.model not in registry.shipped_names():
+            raise FormatError(f"file needs model {h.model!r}, which this version does not ship")
+        if h.quality not in QUALITIES:
+            raise FormatError(f"corrupt .gcz header (quality {h.quality})")
+        net = load_model(h.model, self.device)
+        if net.sha256 != h.weights_sha256:
+            raise FormatError(f"file was made with weights {h.weights_sha256.hex()} of model {h.model!r}; "
+                              f"this version ships {net.sha256.hex()}")
         # Streams shorter than the least information their symbols can carry are not genuine: refuse
         # a small file claiming a large image before allocating for it (half: constriction's rounding).
-        if 0.5 * net.model.symbol_count(latent_hw) * net.min_bits > 8 * sum(map(len, coded)) + 64:
+        symbols = sum(net.model.symbol_count(_latent_hw(t, net.model.stride)) for t in h.grid.tiles())
+        if 0.5 * symbols * net.min_bits > 8 * sum(len(s) for t in c.tiles for s in t.streams) + 64 * len(c.tiles):
             raise FormatError("corrupt .gcz file (streams too short for the image size it claims)")
-        symbols: list[np.ndarray] = []
+        return c, net
+
+    def _read_tile(self, c: Container, net: LoadedModel, tile: tiling.Tile):
+        """Entropy-decode one tile's symbols (checked against their CRC) into its synthesis input."""
+        coded, symbols = c.tiles[tile.index].streams, []
 
         def read(indexes: np.ndarray, table: str) -> np.ndarray:
             if len(symbols) == len(coded):
@@ -152,27 +231,84 @@ class Codec:
                 raise FormatError(f"corrupt .gcz file ({exc})") from None
             return symbols[-1]
 
-        x_hat = net.model.decode(latent_hw, h.quality - 1, read, net.device)
+        y = net.model.read_latents(_latent_hw(tile, net.model.stride), c.header.quality - 1, read, net.device)
         if len(symbols) != len(coded):
             raise FormatError("corrupt .gcz file (too many latent streams)")
-        if _symbols_crc(symbols) != h.symbols_crc:
+        if _symbols_crc(symbols) != c.tiles[tile.index].symbols_crc:
             raise ChecksumError("decoded latents differ from the encoder's (symbols CRC mismatch)")
-        alpha = images.decompress_alpha(alpha_streams[0], h.height, h.width) if alpha_streams else None
-        pixels = images.from_planes(_to_uint8(x_hat)[:h.height, :h.width], alpha, h.channels)
-        if verify and h.device == _device_kind(net.device) and zlib.crc32(pixels.tobytes()) != h.pixels_crc:
-            raise ChecksumError("decoded pixels differ from the encoder's (pixel CRC mismatch)")
+        return y
+
+    def _decode_tile(self, c: Container, net: LoadedModel, tile: tiling.Tile, verify: bool) -> np.ndarray:
+        pixels = _to_uint8(net.model.synthesize(self._read_tile(c, net, tile)))[:tile.height, :tile.width]
+        self._check_pixels(c, net, tile, pixels, verify)
         return pixels
 
-    def _model_for(self, h: Header) -> LoadedModel:
-        if h.model not in registry.shipped_names():
-            raise FormatError(f"file needs model {h.model!r}, which this version does not ship")
-        if h.quality not in QUALITIES:
-            raise FormatError(f"corrupt .gcz header (quality {h.quality})")
-        net = load_model(h.model, self.device)
-        if net.sha256 != h.weights_sha256:
-            raise FormatError(f"file was made with weights {h.weights_sha256.hex()} of model {h.model!r}; "
-                              f"this version ships {net.sha256.hex()}")
-        return net
+    @staticmethod
+    def _pixels_ok(c: Container, net: LoadedModel, tile: tiling.Tile, pixels: np.ndarray, verify: bool) -> bool:
+        expected = c.tiles[tile.index].pixels_crc
+        if not verify or expected is None or c.header.device != _device_kind(net.device):
+            return True  # not checkable: another kind of device computes other roundings
+        return zlib.crc32(pixels.tobytes()) == expected
+
+    def _check_pixels(self, c: Container, net: LoadedModel, tile: tiling.Tile, pixels: np.ndarray,
+                      verify: bool) -> None:
+        if not self._pixels_ok(c, net, tile, pixels, verify):
+            raise ChecksumError(f"decoded pixels of tile {tile.index} differ from the encoder's (pixel CRC mismatch)")
+
+    @staticmethod
+    def _finish(c: Container, net: LoadedModel, rgb: np.ndarray, region: Region | None) -> np.ndarray:
+        """The decoded RGB with the file's alpha plane (cut to the region) in the file's layout."""
+        h = c.header
+        alpha = None
+        if c.alpha is not None:
+            alpha = images.decompress_alpha(c.alpha, h.height, h.width)
+            if region is not None:
+                x, y, w, hh = region
+                alpha = alpha[y:y + hh, x:x + w]
+        return images.from_planes(rgb, alpha, h.channels)
+
+
+class _Encoding:
+    """One image on its way through encode_many: its planes, tiles, and the tiles coded so far."""
+
+    def __init__(self, planes: images.Planes, tile_size: int):
+        self.planes = planes
+        height, width = planes.rgb.shape[:2]
+        self.grid = tiling.Grid(width, height, tile_size, TILE_OVERLAP)
+        self.tiles: dict[int, TileData] = {}
+
+    def container(self, codec: Codec, net: LoadedModel) -> Container:
+        header = Header(
+            model=codec.model, weights_sha256=net.sha256, quality=codec.quality, width=self.grid.width,
+            height=self.grid.height, channels=self.planes.channels, device=_device_kind(net.device),
+            tile_size=self.grid.size, overlap=self.grid.overlap,
+        )
+        alpha = images.compress_alpha(self.planes.alpha) if self.planes.alpha is not None else None
+        return Container(header, tuple(self.tiles[i] for i in range(len(self.tiles))), alpha)
+
+
+T = TypeVar("T")
+
+
+def _batches(items: list[T], shape: Callable[[T], tuple], budget: Callable[[], int]) -> Iterator[list[T]]:
+    """Items grouped by shape (the last two entries: height, width) in batches of at most budget()
+    pixels, one item at least; groups in order of first appearance."""
+    groups: dict[tuple, list[T]] = {}
+    for item in items:
+        groups.setdefault(shape(item), []).append(item)
+    for key, group in groups.items():
+        per = max(1, budget() // (key[-2] * key[-1]))
+        for i in range(0, len(group), per):
+            yield group[i:i + per]
+
+
+def _padded(tile: tiling.Tile, stride: int) -> tuple[int, int]:
+    return -(-tile.height // stride) * stride, -(-tile.width // stride) * stride
+
+
+def _latent_hw(tile: tiling.Tile, stride: int) -> tuple[int, int]:
+    h, w = _padded(tile, stride)
+    return h // 16, w // 16
 
 
 def _to_uint8(x_hat) -> np.ndarray:

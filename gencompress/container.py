@@ -1,17 +1,18 @@
-"""The .gcz file: header, streams and checks. Pure Python (struct, zlib): no torch, fast to fuzz.
+"""The .gcz file: header, tiles, streams and checks. Pure Python (struct, zlib): no torch, fast to fuzz.
 
-Layout (all integers little-endian; docs/FORMAT.md is the specification):
+Version 2 layout (all integers little-endian; docs/FORMAT.md is the specification):
 
     magic        8 bytes  b"\\x89GCZ\\r\\n\\x1a\\n"
     version      u8       FORMAT_VERSION
-    header_len   u16      bytes of the header fields that follow
-    header       model name (u8 length + ASCII), weights SHA-256 (32 bytes), quality u8,
-                 width u32, height u32, channels u8, bit depth u8, coder u8, device u8,
-                 symbols CRC32 u32, pixels CRC32 u32, stream count u8, then per stream:
-                 kind u8, length u32
-    streams      the stream bytes, in header order
+    header_len   u32      bytes of the header fields that follow
+    image        model name (u8 length + ASCII), weights SHA-256 (32 bytes), quality u8,
+                 width u32, height u32, channels u8, bit depth u8, coder u8, device u8
+    tiling       tile size u32, overlap u32, tile count u32, alpha length u32
+    tile table   per tile: symbols CRC32 u32, pixels CRC32 u32, stream count u8, stream lengths u32...
+    streams      every tile's streams in tile order, then the alpha stream
     crc          u32      CRC32 of every byte before it
 
+Version 1 files (one untiled image, u16 header length, image-wide checksums) are still read.
 Every length is checked against the file's size before anything is sliced, and every field
 against its allowed values, so malformed input raises FormatError and nothing else.
 """
@@ -23,16 +24,25 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
+from . import tiling
+
 MAGIC = b"\x89GCZ\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CODER_CONSTRICTION_ANS = 1  # entropy.py: AnsCoder, Categorical(perfect=False), 16-bit CDF tables
 DEFAULT_MAX_PIXELS = 1 << 28  # 268 MP: refuse larger claims before allocating anything
+MIN_TILE_SIZE = 16
 
-_PREFIX = struct.Struct("<8sBH")
-_FIXED = struct.Struct("<32sBIIBBBBIIB")
-_STREAM = struct.Struct("<BI")
+_PREFIX = struct.Struct("<8sB")
+_HEADER_LEN = {1: struct.Struct("<H"), 2: struct.Struct("<I")}
+_IMAGE = struct.Struct("<32sBIIBBBB")
+_TILING = struct.Struct("<IIII")
+_TILE = struct.Struct("<IIB")
+_LENGTH = struct.Struct("<I")
 _CRC = struct.Struct("<I")
-HEADER_MAX_BYTES = _PREFIX.size + 0xFFFF  # the header length is a u16
+_V1_CHECKS = struct.Struct("<IIB")  # version 1: symbols CRC, pixels CRC, stream count
+_V1_STREAM = struct.Struct("<BI")  # version 1: stream kind (0 latents, 1 alpha), length
+# Enough leading bytes for read_header: prefix, header length, name and the image fields.
+HEADER_MAX_BYTES = _PREFIX.size + 4 + 1 + 255 + _IMAGE.size
 
 
 class FormatError(ValueError):
@@ -41,11 +51,6 @@ class FormatError(ValueError):
 
 class ChecksumError(FormatError):
     """The file is intact but decoding it did not reproduce what the encoder recorded."""
-
-
-class StreamKind(IntEnum):
-    LATENTS = 0  # entropy-coded latents, in the model's order
-    ALPHA = 1  # the alpha plane, zlib-compressed, lossless
 
 
 class Device(IntEnum):
@@ -64,106 +69,155 @@ class Header:
     bit_depth: int = 8
     coder: int = CODER_CONSTRICTION_ANS
     device: Device = Device.CPU  # where the encoder computed the reconstruction
-    symbols_crc: int = 0  # CRC32 of all coded symbols (int32 little-endian, in stream order)
-    pixels_crc: int = 0  # CRC32 of the decoded pixels (uint8, H x W x C row-major)
+    tile_size: int = 1024  # tiles of at most tile_size x tile_size pixels ...
+    overlap: int = 32  # ... overlapping by this many pixels (tiling.py)
+    version: int = FORMAT_VERSION
+    image_crc: int | None = None  # version 1 only: CRC32 of the whole decoded image (uint8, H x W x C)
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
 
+    @property
+    def grid(self) -> tiling.Grid:
+        return tiling.Grid(self.width, self.height, self.tile_size, self.overlap)
+
+
+@dataclass(frozen=True)
+class TileData:
+    streams: tuple[bytes, ...]  # entropy-coded latents, in the model's order
+    symbols_crc: int  # CRC32 of the tile's coded symbols (int32 little-endian, in stream order)
+    pixels_crc: int | None  # CRC32 of the tile's RGB reconstruction (uint8, h x w x 3); None in version 1
+
 
 @dataclass(frozen=True)
 class Container:
     header: Header
-    streams: tuple[tuple[StreamKind, bytes], ...]
-
-    def stream(self, kind: StreamKind) -> list[bytes]:
-        return [data for k, data in self.streams if k == kind]
+    tiles: tuple[TileData, ...]  # in raster order, header.grid.count of them
+    alpha: bytes | None = None  # zlib-compressed alpha plane, exactly when channels == 4
 
 
 def pack(container: Container) -> bytes:
-    """Serialize a container; the inverse of unpack()."""
+    """Serialize a container as the current format version; the inverse of unpack()."""
     h = container.header
     name = h.model.encode("ascii")
-    fields = bytes([len(name)]) + name + _FIXED.pack(
-        h.weights_sha256, h.quality, h.width, h.height, h.channels, h.bit_depth, h.coder,
-        int(h.device), h.symbols_crc, h.pixels_crc, len(container.streams),
-    )
-    fields += b"".join(_STREAM.pack(int(kind), len(data)) for kind, data in container.streams)
-    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(fields)) + fields
-    body += b"".join(data for _, data in container.streams)
+    alpha = container.alpha or b""
+    fields = bytes([len(name)]) + name + _IMAGE.pack(
+        h.weights_sha256, h.quality, h.width, h.height, h.channels, h.bit_depth, h.coder, int(h.device))
+    fields += _TILING.pack(h.tile_size, h.overlap, len(container.tiles), len(alpha))
+    for t in container.tiles:
+        fields += _TILE.pack(t.symbols_crc, t.pixels_crc, len(t.streams))
+        fields += b"".join(_LENGTH.pack(len(s)) for s in t.streams)
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION) + _HEADER_LEN[FORMAT_VERSION].pack(len(fields)) + fields
+    body += b"".join(s for t in container.tiles for s in t.streams) + alpha
     return body + _CRC.pack(zlib.crc32(body))
 
 
 def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     """Parse and check a .gcz file; raise FormatError with a one-line reason if anything is wrong."""
     data = bytes(data)
-    end = _header_end(data)
+    version, start, end = _prefix(data)
     if end + _CRC.size > len(data):
         raise FormatError("truncated .gcz file (header)")
     (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[:-_CRC.size]) != crc:
-        raise FormatError("corrupt .gcz file (CRC mismatch)" if _claims_fit(data, end) else "truncated .gcz file")
-    header, streams = _parse_header(data[_PREFIX.size:end], max_pixels)
+        raise FormatError("corrupt .gcz file (CRC mismatch)" if _claims_fit(data) else "truncated .gcz file")
+    header, tiles, alpha_len = _parse(version, data[start:end], max_pixels)
     payload = data[end:-_CRC.size]
-    if sum(length for _, length in streams) != len(payload):
+    if sum(sum(lengths) for _, _, lengths in tiles) + alpha_len != len(payload):
         raise FormatError("corrupt .gcz file (stream lengths do not match the file size)")
     out, pos = [], 0
-    for kind, length in streams:
-        out.append((kind, payload[pos:pos + length]))
-        pos += length
-    return Container(header, tuple(out))
+    for sym_crc, pix_crc, lengths in tiles:
+        streams = []
+        for n in lengths:
+            streams.append(payload[pos:pos + n])
+            pos += n
+        out.append(TileData(tuple(streams), sym_crc, pix_crc))
+    return Container(header, tuple(out), payload[pos:] if alpha_len else None)
 
 
 def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
-    """The header alone, from the first bytes of a file (at most HEADER_MAX_BYTES are needed).
+    """The image fields alone, from the first bytes of a file (at most HEADER_MAX_BYTES are needed).
 
-    Checks the magic, version, field ranges and pixel limit but not the file CRC, which needs the
-    whole file: for learning size and channels before decoding (Pillow's open, a bomb check).
+    Checks the magic, version, field ranges and pixel limit but not the file CRC or the tile table,
+    which need more of the file: for learning size and channels before decoding (Pillow's open, a
+    bomb check).
     """
-    end = _header_end(data)
-    if end > len(data):
-        raise FormatError("truncated .gcz file (header)")
-    return _parse_header(bytes(data[_PREFIX.size:end]), max_pixels)[0]
+    version, start, _ = _prefix(data)
+    return _parse_image(version, bytes(data[start:start + HEADER_MAX_BYTES]), max_pixels)[0]
 
 
-def _header_end(data: bytes) -> int:
-    """Check magic and version; return where the header ends."""
+def _prefix(data: bytes) -> tuple[int, int, int]:
+    """Check magic and version; return the version and where the header fields start and end."""
     if len(data) < _PREFIX.size:
         raise FormatError("not a .gcz file (too short)" if data else "empty input")
-    magic, version, header_len = _PREFIX.unpack_from(data)
+    magic, version = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise FormatError("not a .gcz file (wrong magic bytes)")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .gcz format version {version} (this build reads {FORMAT_VERSION})")
-    return _PREFIX.size + header_len
+    if version not in _HEADER_LEN:
+        raise FormatError(f"unsupported .gcz format version {version} (this build reads 1 to {FORMAT_VERSION})")
+    length = _HEADER_LEN[version]
+    if _PREFIX.size + length.size > len(data):
+        raise FormatError("truncated .gcz file (header)")
+    start = _PREFIX.size + length.size
+    return version, start, start + length.unpack_from(data, _PREFIX.size)[0]
 
 
-def _claims_fit(data: bytes, end: int) -> bool:
-    """Whether the header's stream lengths add up to the file size (to tell truncation from corruption)."""
+def _claims_fit(data: bytes) -> bool:
+    """Whether the header's stream lengths add up to within the file (to tell truncation from corruption)."""
     try:
-        _, streams = _parse_header(data[_PREFIX.size:end], DEFAULT_MAX_PIXELS * 64)
+        version, start, end = _prefix(data)
+        _, tiles, alpha_len = _parse(version, data[start:end], DEFAULT_MAX_PIXELS * 64)
     except FormatError:
         return True
-    return end + sum(length for _, length in streams) + _CRC.size <= len(data)
+    return end + sum(sum(lengths) for _, _, lengths in tiles) + alpha_len + _CRC.size <= len(data)
 
 
-def _parse_header(fields: bytes, max_pixels: int) -> tuple[Header, list[tuple[StreamKind, int]]]:
+_Tiles = list[tuple[int, int | None, list[int]]]  # per tile: symbols CRC, pixels CRC, stream lengths
+
+
+def _parse(version: int, fields: bytes, max_pixels: int) -> tuple[Header, _Tiles, int]:
+    """Header, tile table and alpha length from the header fields; every field checked."""
+    header, pos = _parse_image(version, fields, max_pixels)
+    if version == 1:
+        return _parse_v1_tail(header, fields, pos)
+    if pos + _TILING.size > len(fields):
+        raise FormatError("corrupt .gcz header (too short)")
+    size, overlap, count, alpha_len = _TILING.unpack_from(fields, pos)
+    pos += _TILING.size
+    if size < MIN_TILE_SIZE or 2 * overlap > size:
+        raise FormatError(f"corrupt .gcz header (tiles of {size} pixels overlapping by {overlap})")
+    header = Header(**{**header.__dict__, "tile_size": size, "overlap": overlap})
+    if count != header.grid.count or count * _TILE.size > len(fields) - pos:
+        raise FormatError("corrupt .gcz header (tile count)")
+    if (alpha_len > 0) != (header.channels == 4):
+        raise FormatError(f"corrupt .gcz file (alpha stream for {header.channels} channels)")
+    tiles: _Tiles = []
+    for _ in range(count):
+        if pos + _TILE.size > len(fields):
+            raise FormatError("corrupt .gcz header (tile table size)")
+        sym_crc, pix_crc, n = _TILE.unpack_from(fields, pos)
+        pos += _TILE.size
+        if pos + n * _LENGTH.size > len(fields):
+            raise FormatError("corrupt .gcz header (tile table size)")
+        tiles.append((sym_crc, pix_crc, [_LENGTH.unpack_from(fields, pos + 4 * i)[0] for i in range(n)]))
+        pos += n * _LENGTH.size
+    if pos != len(fields):
+        raise FormatError("corrupt .gcz header (tile table size)")
+    return header, tiles, alpha_len
+
+
+def _parse_image(version: int, fields: bytes, max_pixels: int) -> tuple[Header, int]:
     if not fields:
         raise FormatError("corrupt .gcz header (empty)")
-    name_len = fields[0]
-    pos = 1 + name_len
-    if pos + _FIXED.size > len(fields):
+    pos = 1 + fields[0]
+    if pos + _IMAGE.size > len(fields):
         raise FormatError("corrupt .gcz header (too short)")
     try:
         model = fields[1:pos].decode("ascii")
     except UnicodeDecodeError:
         raise FormatError("corrupt .gcz header (model name is not ASCII)") from None
-    (sha, quality, width, height, channels, depth, coder, device, sym_crc, pix_crc,
-     n_streams) = _FIXED.unpack_from(fields, pos)
-    pos += _FIXED.size
-    if pos + n_streams * _STREAM.size != len(fields):
-        raise FormatError("corrupt .gcz header (stream table size)")
+    sha, quality, width, height, channels, depth, coder, device = _IMAGE.unpack_from(fields, pos)
     if coder != CODER_CONSTRICTION_ANS:
         raise FormatError(f"unknown entropy coder id {coder}")
     if channels not in (1, 3, 4) or depth != 8:
@@ -174,11 +228,25 @@ def _parse_header(fields: bytes, max_pixels: int) -> tuple[Header, list[tuple[St
         raise FormatError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
     if device not in Device._value2member_map_:
         raise FormatError(f"corrupt .gcz header (device {device})")
-    streams = []
-    for i in range(n_streams):
-        kind, length = _STREAM.unpack_from(fields, pos + i * _STREAM.size)
-        if kind not in StreamKind._value2member_map_:
-            raise FormatError(f"unknown stream kind {kind}")
-        streams.append((StreamKind(kind), length))
-    header = Header(model, sha, quality, width, height, channels, depth, coder, Device(device), sym_crc, pix_crc)
-    return header, streams
+    header = Header(model, sha, quality, width, height, channels, depth, coder, Device(device), version=version)
+    return header, pos + _IMAGE.size
+
+
+def _parse_v1_tail(header: Header, fields: bytes, pos: int) -> tuple[Header, _Tiles, int]:
+    """Version 1: image-wide checksums and a flat stream table; read as one tile covering the image."""
+    if pos + _V1_CHECKS.size > len(fields):
+        raise FormatError("corrupt .gcz header (too short)")
+    sym_crc, pix_crc, n = _V1_CHECKS.unpack_from(fields, pos)
+    pos += _V1_CHECKS.size
+    if pos + n * _V1_STREAM.size != len(fields):
+        raise FormatError("corrupt .gcz header (stream table size)")
+    streams = [_V1_STREAM.unpack_from(fields, pos + i * _V1_STREAM.size) for i in range(n)]
+    if any(kind > 1 for kind, _ in streams):
+        raise FormatError("unknown stream kind")
+    if [kind for kind, _ in streams] != [0] * (n - (header.channels == 4)) + [1] * (header.channels == 4):
+        raise FormatError(f"corrupt .gcz file (stream kinds for {header.channels} channels)")
+    latents = [length for kind, length in streams if kind == 0]
+    alpha_len = streams[-1][1] if header.channels == 4 else 0
+    header = Header(**{**header.__dict__, "tile_size": max(header.width, header.height, MIN_TILE_SIZE),
+                       "overlap": 0, "image_crc": pix_crc})
+    return header, [(sym_crc, None, latents)], alpha_len

@@ -130,3 +130,17 @@ def test_models_lists_shipped_models():
     assert {r["name"] for r in rows} == {"ae", "vae"}
     assert all(len(r["sha256"]) == 64 and r["qualities"] == list(range(1, 9)) for r in rows)
     assert "vae" in run("models").stdout.decode()
+
+
+def test_tiles_and_region(photo):
+    assert run("encode", str(photo), "--tile", "128", "-q").returncode == 0
+    gcz = photo.with_name("photo.png.gcz")
+    info = json.loads(run("info", str(gcz), "--json").stdout)
+    assert info["tiles"] == {"count": 1, "size": 128, "overlap": 32} and info["format_version"] == 2
+    out = photo.with_name("part.png")
+    assert run("decode", str(gcz), "--region", "10,20,30,40", "-o", str(out), "-q").returncode == 0
+    assert np.asarray(Image.open(out)).shape == (40, 30, 3)
+    assert "outside" in one_line_error(run("decode", str(gcz), "--region", "90,0,10,10", "-o", str(out), "-f"))
+    for proc, message in ((run("decode", str(gcz), "--region", "1,2,3", "-o", str(out), "-f"), "X,Y,WIDTH,HEIGHT"),
+                          (run("encode", str(photo), "--tile", "100", "-f"), "tile size")):
+        assert proc.returncode == 2 and message in proc.stderr.decode() and b"Traceback" not in proc.stderr

@@ -20,12 +20,12 @@ def tiny_model():
 
 
 def code(model, tables, x, quality):
-    streams, x_hat = model.encode(x, quality)
+    streams, y_in = model.code(model.analyze(x, quality), quality)
     coded = [entropy.encode(sym, idx, tables[name]) for sym, idx, name in streams]
     stored = iter(coded)
-    decoded = model.decode((x.shape[2] // 16, x.shape[3] // 16), quality,
-                           lambda idx, name: entropy.decode(next(stored), idx, tables[name]), torch.device("cpu"))
-    return streams, coded, x_hat, decoded
+    read = model.read_latents((x.shape[2] // 16, x.shape[3] // 16), quality,
+                              lambda idx, name: entropy.decode(next(stored), idx, tables[name]), torch.device("cpu"))
+    return streams, coded, model.synthesize(y_in), model.synthesize(read)
 
 
 def test_anchor_mask_is_a_checkerboard():

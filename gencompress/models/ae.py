@@ -49,23 +49,39 @@ class FactorizedPrior(nn.Module):
         """Integer CDF tables (cdf, length, offset) by name, for the entropy coder."""
         return {f"y{q}": _eb_tables(b) for q, b in enumerate(self.entropy_y.bottlenecks)}
 
-    @torch.no_grad()
-    def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
-        """Symbols to code as (symbols, table indexes, table name), and the decoder's reconstruction."""
-        q = torch.tensor([quality], device=x.device)
-        med = self.entropy_y.medians(q)
-        sym = torch.round(self.gains(self.g_a(x), q) - med)
-        x_hat = self.g_s(self.gains(sym + med, q, inverse=True))
-        symbols = sym[0].to(torch.int32).cpu().numpy()
-        return [(symbols, channel_indexes(symbols.shape), f"y{quality}")], x_hat
+    # Coding, in four steps so that the codec can batch the two transforms across tiles and images:
+    # analyze (batched) -> code (one tile: symbols + synthesis input) -> synthesize (batched);
+    # the decoder's read_latents gives the same synthesis input from the symbols.
 
     @torch.no_grad()
-    def decode(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader, device: torch.device) -> Tensor:
+    def analyze(self, x: Tensor, quality: int) -> Tensor:
+        """The gained latents of a batch (B, 3, H, W) -> (B, M, H/16, W/16); any batch size."""
+        return self.gains(self.g_a(x), torch.tensor([quality], device=x.device))
+
+    @torch.no_grad()
+    def code(self, y: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
+        """Symbols of one tile's latents (1, M, h, w) as (symbols, table indexes, table name), and the
+        synthesis input the decoder will rebuild from them."""
+        q = torch.tensor([quality], device=y.device)
+        med = self.entropy_y.medians(q)
+        sym = torch.round(y - med)
+        symbols = sym[0].to(torch.int32).cpu().numpy()
+        return [(symbols, channel_indexes(symbols.shape), f"y{quality}")], self.gains(sym + med, q, inverse=True)
+
+    @torch.no_grad()
+    def read_latents(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
+                     device: torch.device) -> Tensor:
+        """The synthesis input (1, M, h, w) of one tile, from the symbols that read() decodes."""
         q = torch.tensor([quality], device=device)
         m = self.gains.gain.shape[1]
         sym = read(channel_indexes((m, *latent_hw)), f"y{quality}")
         y_hat = torch.from_numpy(sym).to(device=device, dtype=torch.float32)[None]
-        return self.g_s(self.gains(y_hat + self.entropy_y.medians(q), q, inverse=True))
+        return self.gains(y_hat + self.entropy_y.medians(q), q, inverse=True)
+
+    @torch.no_grad()
+    def synthesize(self, y: Tensor) -> Tensor:
+        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped)."""
+        return self.g_s(y)
 
 
 def channel_indexes(shape: tuple[int, ...]) -> np.ndarray:

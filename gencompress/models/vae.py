@@ -90,30 +90,47 @@ class MeanScaleHyperprior(nn.Module):
         indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
         return means.to(device=z_hat.device, dtype=torch.float32), indexes
 
-    def _analysis(self, x: Tensor, quality: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Quality index tensor, gained latents y, rounded hyper-latent symbols and their median offset."""
-        q = torch.tensor([quality], device=x.device)
-        y = self.gains(self.g_a(x), q)
+    @torch.no_grad()
+    def analyze(self, x: Tensor, quality: int) -> Tensor:
+        """The gained latents of a batch (B, 3, H, W) -> (B, M, H/16, W/16); any batch size."""
+        return self.gains(self.g_a(x), torch.tensor([quality], device=x.device))
+
+    def _hyper_symbols(self, y: Tensor, quality: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Quality index tensor, rounded hyper-latent symbols of y (1, M, h, w) and their median offset."""
+        q = torch.tensor([quality], device=y.device)
         z_med = self.entropy_z.medians(q)
-        return q, y, torch.round(self.h_a(y) - z_med), z_med
+        return q, torch.round(self.h_a(y) - z_med), z_med
 
     @torch.no_grad()
-    def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
-        q, y, z_sym, z_med = self._analysis(x, quality)
+    def code(self, y: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
+        """Symbols of one tile's latents (1, M, h, w) as (symbols, table indexes, table name): z then y;
+        and the synthesis input the decoder will rebuild from them."""
+        q, z_sym, z_med = self._hyper_symbols(y, quality)
         means, indexes = self._gaussian_params(z_sym + z_med)
         y_sym = torch.round(y - means)
-        x_hat = self.g_s(self.gains(y_sym + means, q, inverse=True))
         z_np = z_sym[0].to(torch.int32).cpu().numpy()
         y_np = y_sym[0].to(torch.int32).cpu().numpy()
-        return [(z_np, channel_indexes(z_np.shape), f"z{quality}"), (y_np, indexes, "gaussian")], x_hat
+        streams = [(z_np, channel_indexes(z_np.shape), f"z{quality}"), (y_np, indexes, "gaussian")]
+        return streams, self.gains(y_sym + means, q, inverse=True)
 
     @torch.no_grad()
-    def decode(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader, device: torch.device) -> Tensor:
-        q = torch.tensor([quality], device=device)
-        n = self.h_a[-1].out_channels
-        z_hw = (latent_hw[0] // 4, latent_hw[1] // 4)
-        z_sym = read(channel_indexes((n, *z_hw)), f"z{quality}")
-        z_hat = torch.from_numpy(z_sym).to(device=device, dtype=torch.float32)[None] + self.entropy_z.medians(q)
+    def read_latents(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
+                     device: torch.device) -> Tensor:
+        """The synthesis input (1, M, h, w) of one tile, from the symbols that read() decodes."""
+        q, z_hat = self._read_hyper(latent_hw, quality, read, device)
         means, indexes = self._gaussian_params(z_hat)
         y_sym = torch.from_numpy(read(indexes, "gaussian")).to(device=device, dtype=torch.float32)[None]
-        return self.g_s(self.gains(y_sym + means, q, inverse=True))
+        return self.gains(y_sym + means, q, inverse=True)
+
+    def _read_hyper(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
+                    device: torch.device) -> tuple[Tensor, Tensor]:
+        """Quality index tensor and the decoded hyper-latents z_hat (1, N, h/4, w/4)."""
+        q = torch.tensor([quality], device=device)
+        n = self.h_a[-1].out_channels
+        z_sym = read(channel_indexes((n, latent_hw[0] // 4, latent_hw[1] // 4)), f"z{quality}")
+        return q, torch.from_numpy(z_sym).to(device=device, dtype=torch.float32)[None] + self.entropy_z.medians(q)
+
+    @torch.no_grad()
+    def synthesize(self, y: Tensor) -> Tensor:
+        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped)."""
+        return self.g_s(y)

@@ -83,8 +83,9 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         return self._ctx64
 
     @torch.no_grad()
-    def encode(self, x: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
-        q, y, z_sym, z_med = self._analysis(x, quality)
+    def code(self, y: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
+        """Streams z, anchors, non-anchors of one tile's latents (1, M, h, w), and the synthesis input."""
+        q, z_sym, z_med = self._hyper_symbols(y, quality)
         hyper = self._hyper64(z_sym + z_med)
         y64 = y.to("cpu", torch.float64)[0]
         anchors = anchor_mask(*y.shape[2:])[0, 0]
@@ -96,15 +97,12 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
             sym = torch.round(y64[:, where] - means)
             y_hat[:, where] = sym + means
             streams.append((sym.to(torch.int32).numpy(), indexes, "gaussian"))
-        x_hat = self.g_s(self.gains(y_hat[None].to(device=x.device, dtype=torch.float32), q, inverse=True))
-        return streams, x_hat
+        return streams, self.gains(y_hat[None].to(device=y.device, dtype=torch.float32), q, inverse=True)
 
     @torch.no_grad()
-    def decode(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader, device: torch.device) -> Tensor:
-        q = torch.tensor([quality], device=device)
-        n = self.h_a[-1].out_channels
-        z_sym = read(channel_indexes((n, latent_hw[0] // 4, latent_hw[1] // 4)), f"z{quality}")
-        z_hat = torch.from_numpy(z_sym).to(device=device, dtype=torch.float32)[None] + self.entropy_z.medians(q)
+    def read_latents(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
+                     device: torch.device) -> Tensor:
+        q, z_hat = self._read_hyper(latent_hw, quality, read, device)
         hyper = self._hyper64(z_hat)
         anchors = anchor_mask(*latent_hw)[0, 0]
         y_hat = torch.zeros((hyper.shape[1] // 2, *latent_hw), dtype=torch.float64)
@@ -112,4 +110,4 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
             ctx = self._context64(y_hat, first)
             means, indexes = self._params_at(hyper, ctx, where)
             y_hat[:, where] = torch.from_numpy(read(indexes, "gaussian")).to(torch.float64) + means
-        return self.g_s(self.gains(y_hat[None].to(device=device, dtype=torch.float32), q, inverse=True))
+        return self.gains(y_hat[None].to(device=device, dtype=torch.float32), q, inverse=True)

@@ -1,9 +1,11 @@
-"""Write the golden .gcz files and the digests of their decoded pixels (run once per format/weights).
+"""Write the golden .gcz files of the current format version and the digests of their pixels.
 
     python tests/data/make_golden.py
 
-Golden files are never regenerated to make a failing test pass: a later version must decode
-these very bytes to these very pixels (tests/test_golden.py).
+Run once per format version (and, before 1.0, when a model is retrained: docs/FORMAT.md). Files of
+earlier versions (names without a version prefix: version 1) stay as they are, and golden.json
+keeps their digests: a later version must decode those very bytes to those very pixels
+(tests/test_golden.py). Golden files are never regenerated to make a failing test pass.
 """
 
 from __future__ import annotations
@@ -18,23 +20,28 @@ from PIL import Image
 import gencompress
 
 HERE = Path(__file__).parent
-CASES = {  # name: (model, quality, how to cut the image from the test photo)
-    "vae_q3_rgb": ("vae", 3, lambda a: a),
-    "vae_q8_gray": ("vae", 8, lambda a: a[:33, :47, 1]),
-    "ae_q1_rgba": ("ae", 1, lambda a: np.dstack([a[:21, :30], np.arange(630, dtype=np.uint8).reshape(21, 30)])),
-    "ae_q5_1x7": ("ae", 5, lambda a: a[40:41, 10:17]),
+PREFIX = f"v{gencompress.container.FORMAT_VERSION}_"
+CASES = {  # name: (model, quality, tile size, how to cut the image from the test photo)
+    "vae_q3_rgb": ("vae", 3, 1024, lambda a: a),
+    "vae_q8_gray": ("vae", 8, 1024, lambda a: a[:33, :47, 1]),
+    "ae_q1_rgba": ("ae", 1, 1024, lambda a: np.dstack([a[:21, :30], np.arange(630, dtype=np.uint8).reshape(21, 30)])),
+    "ae_q5_1x7": ("ae", 5, 1024, lambda a: a[40:41, 10:17]),
+    "vae_q2_tiles": ("vae", 2, 128, lambda a: np.tile(a, (2, 2, 1))[:150, :180]),  # 2 x 2 tiles, blended
 }
 
 
 def main() -> None:
     photo = np.asarray(Image.open(HERE / "parrot_96x80.png").convert("RGB"))
-    digests = {}
-    for name, (model, quality, cut) in CASES.items():
-        data = gencompress.encode(np.ascontiguousarray(cut(photo)), model=model, quality=quality, device="cpu")
+    index = HERE / "golden" / "golden.json"
+    digests = json.loads(index.read_text()) if index.is_file() else {}
+    for case, (model, quality, tile_size, cut) in CASES.items():
+        name = PREFIX + case
+        data = gencompress.encode(np.ascontiguousarray(cut(photo)), model=model, quality=quality, device="cpu",
+                                  tile_size=tile_size)
         (HERE / "golden" / f"{name}.gcz").write_bytes(data)
         pixels = gencompress.decode(data, device="cpu")
         digests[name] = {"shape": list(pixels.shape), "sha256": hashlib.sha256(pixels.tobytes()).hexdigest()}
-    (HERE / "golden" / "golden.json").write_text(json.dumps(digests, indent=1) + "\n")
+    index.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
