@@ -4,7 +4,9 @@
 
 The test image of each size is a mosaic of the 24 Kodak photos (flipped in turn so that no two
 neighbours repeat), cut to a 3:2 frame of that many megapixels. Each size runs in fresh processes,
-one for encoding and one for decoding, so the peak resident set (ru_maxrss) of each is its own;
+one for encoding and one for decoding, so the peak resident set (ru_maxrss) of each is its own
+(it includes torch and the model, about 1.2 GB); times exclude loading the model; encode and
+decode times include reading and writing the PNG and the .gcz file;
 --tile 0 codes the image as one tile (whole-image coding), for comparison. A 512x512 region from
 the middle of the image is decoded too. One JSON line per size, then a table.
 """
@@ -26,8 +28,9 @@ import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[5]))
 from PIL import Image
-from gencompress.codec import Codec
+from gencompress.codec import Codec, load_model
 step, path, model, quality, threads, tile = sys.argv[1:7]
+load_model(model, "cpu")  # weights and tables: not part of the timings
 start = time.perf_counter()
 if step == "encode":
     image = np.asarray(Image.open(path).convert("RGB"))
