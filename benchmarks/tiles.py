@@ -5,8 +5,8 @@
 The test image of each size is a mosaic of the 24 Kodak photos (flipped in turn so that no two
 neighbours repeat), cut to a 3:2 frame of that many megapixels. Each size runs in fresh processes,
 one for encoding and one for decoding, so the peak resident set (ru_maxrss) of each is its own
-(it includes torch and the model, about 1.2 GB); times exclude loading the model; encode and
-decode times include reading and writing the PNG and the .gcz file;
+(it includes torch and the model, about 1.2 GB); times exclude loading the model, and include
+reading the input (PNG or .gcz) and, for encoding, writing the .gcz file;
 --tile 0 codes the image as one tile (whole-image coding), for comparison. A 512x512 region from
 the middle of the image is decoded too. One JSON line per size, then a table.
 """
@@ -36,9 +36,11 @@ if step == "encode":
     image = np.asarray(Image.open(path).convert("RGB"))
     data = Codec(model, int(quality), "cpu", tile_size=int(tile)).encode(image)
     open(path + ".gcz", "wb").write(data)
+    elapsed = time.perf_counter() - start
     out = {"bytes": len(data)}
 elif step == "decode":
     pixels = Codec(device="cpu", max_pixels=1 << 30).decode(open(path + ".gcz", "rb").read())
+    elapsed = time.perf_counter() - start
     original = np.asarray(Image.open(path).convert("RGB"))
     mse = float(((pixels.astype(np.float32) - original) ** 2).mean())
     out = {"psnr": 10 * np.log10(255 ** 2 / mse)}
@@ -48,8 +50,9 @@ else:
     h = unpack(data, 1 << 30).header
     region = (h.width // 2 - 256, h.height // 2 - 256, 512, 512)
     pixels = Codec(device="cpu", max_pixels=1 << 30).decode(data, region=region)
+    elapsed = time.perf_counter() - start
     out = {"region": list(region), "tiles_touched": len(h.grid.tiles(region))}
-out.update(seconds=time.perf_counter() - start, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+out.update(seconds=elapsed, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps(out))
 """
 

@@ -25,11 +25,14 @@ def default_output(path: Path) -> Path:
 @click.option("--no-verify", is_flag=True, help="Skip the decoded-pixels checksum.")
 @click.option("--region", callback=lambda ctx, param, value: _parse_region(value), metavar="X,Y,W,H",
               help="Decode only this rectangle (pixels), from the tiles it touches.")
+@click.option("--sharpen", type=click.FloatRange(0, 1), is_flag=False, flag_value=1.0, default=None,
+              metavar="[STRENGTH]", help="Decode through the model's GAN decoder: restored texture at realism "
+                                         "STRENGTH 0..1 (default 1; 0 = the plain pixels).")
 @click.option("--json", "as_json", is_flag=True, help="Print per-file results as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def decode(ctx, inputs, output, device, force, no_verify, region, as_json, quiet, verbose):
+def decode(ctx, inputs, output, device, force, no_verify, region, sharpen, as_json, quiet, verbose):
     """Decompress .gcz files (or '-' for stdin) to PNG (or the format of -o's extension)."""
     from gencompress import Codec
 
@@ -43,7 +46,7 @@ def decode(ctx, inputs, output, device, force, no_verify, region, as_json, quiet
         return f"{r['seconds']:.2f} s{detail}"
 
     run_each(ctx, files, output, default_output,
-             lambda src, dst: _decode_one(codec, src, dst, force, not no_verify, region), summary, quiet, as_json, "decode")
+             lambda src, dst: _decode_one(codec, src, dst, force, not no_verify, region, sharpen), summary, quiet, as_json, "decode")
 
 
 def _parse_region(value: str | None) -> tuple[int, int, int, int] | None:
@@ -56,13 +59,13 @@ def _parse_region(value: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
-def _decode_one(codec, src: str, dst: str, force: bool, verify: bool, region) -> dict:
+def _decode_one(codec, src: str, dst: str, force: bool, verify: bool, region, sharpen) -> dict:
     from PIL import Image
 
     if dst != STDIO and Path(dst).exists() and not force:
         raise FileExistsError(f"{dst} already exists (use -f to overwrite)")
     start = time.perf_counter()
-    pixels = codec.decode(read_input(src), verify=verify, region=region)
+    pixels = codec.decode(read_input(src), verify=verify, region=region, sharpen=sharpen)
     seconds = time.perf_counter() - start
     image = Image.fromarray(pixels)
     if dst == STDIO:

@@ -36,9 +36,14 @@ from gencompress.models.registry import MODELS
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (a shipped .safetensors; another model's loads the shared tensors).")
 @click.option("--export", "export_to", type=click.Path(dir_okay=False), help="Write shipped weights here at the end.")
+@click.option("--gan", is_flag=True, help="Train the GAN decoder (sharpen) of the shipped MODEL, which stays frozen; "
+                                          "--export writes it (beside the model's weights: MODEL.gan.safetensors).")
 def train(data_dirs, model, out_dir, quality, lmbda, variable_rate, metric, steps, minutes, batch, patch, lr, min_scale,
-          device, amp, threads, eval_dirs, eval_every, resume, init, export_to):
+          device, amp, threads, eval_dirs, eval_every, resume, init, export_to, gan):
     """Train MODEL on random crops of the images in DATA_DIRS (all 8 qualities at once unless --quality)."""
+    if gan:
+        return _train_gan(data_dirs, model, out_dir, steps, minutes, batch, patch, lr, min_scale, device, threads,
+                          resume, export_to)
     if variable_rate and quality is not None:
         raise click.UsageError("--variable-rate and --quality exclude each other")
     if lmbda is not None and quality is None:
@@ -63,4 +68,24 @@ def train(data_dirs, model, out_dir, quality, lmbda, variable_rate, metric, step
     click.echo(f"{model}: step {trainer.step} of {steps}, checkpoint in {out_dir}", err=True)
     if export_to:
         export(Path(out_dir), Path(export_to))
+        click.echo(f"exported {export_to}", err=True)
+
+
+def _train_gan(data_dirs, model, out_dir, steps, minutes, batch, patch, lr, min_scale, device, threads, resume,
+               export_to):
+    import torch
+
+    from gencompress.train.gan import GanConfig, train_gan
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        cfg = GanConfig(model=model, data=list(data_dirs), out=out_dir, steps=steps, batch=batch, patch=patch,
+                        lr=lr, min_scale=min_scale, device=device)
+        trainer = train_gan(cfg, resume=resume, max_seconds=None if minutes is None else minutes * 60)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"{model} GAN decoder: step {trainer.step} of {steps}, checkpoint in {out_dir}", err=True)
+    if export_to:
+        trainer.export(Path(export_to))
         click.echo(f"exported {export_to}", err=True)

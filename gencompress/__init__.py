@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import DEFAULT_TILE_SIZE, Codec
+from .codec import DEFAULT_TILE_SIZE, Codec, SharpenError
 from .container import ChecksumError, FormatError
 from .images import ImageError, ImageLike
 from .models.registry import DEFAULT_MODEL, MODELS
 
 __version__ = "0.1.0"
-__all__ = ["Codec", "ChecksumError", "FormatError", "ImageError", "MODELS", "decode", "encode", "__version__"]
+__all__ = ["Codec", "ChecksumError", "SharpenError", "FormatError", "ImageError", "MODELS", "decode", "encode", "__version__"]
 
 
 def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, device: str | None = None,
@@ -27,7 +27,8 @@ def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, de
 
 
 def decode(data: bytes, *, device: str | None = None, verify: bool = True,
-           region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+           region: tuple[int, int, int, int] | None = None, sharpen: float | None = None) -> np.ndarray:
     """Decompress .gcz bytes to a uint8 array (HxW for grayscale, HxWx3, HxWx4 with alpha);
-    region=(x, y, width, height) decodes only that rectangle."""
-    return Codec(device=device).decode(data, verify=verify, region=region)
+    region=(x, y, width, height) decodes only that rectangle; sharpen=s in [0, 1] decodes through
+    the model's GAN decoder at realism strength s (SharpenError if the model has none)."""
+    return Codec(device=device).decode(data, verify=verify, region=region, sharpen=sharpen)

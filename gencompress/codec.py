@@ -73,6 +73,43 @@ def load_model(name: str, device: str) -> LoadedModel:
         return _loaded[key]
 
 
+_sharpeners: dict[tuple[str, str], Any] = {}
+
+
+def load_sharpener(name: str, device: str):
+    """The GAN decoder of the named model (models/gan.py), loaded once per device.
+
+    Raises SharpenError when this installation has none for the model, or has one trained for
+    other weights than the model's shipped ones.
+    """
+    net = load_model(name, device)
+    with _load_lock:
+        key = (name, device)
+        if key not in _sharpeners:
+            import json
+
+            from .models.gan import Sharpener
+            from .models.storage import load_weights, weights_metadata
+
+            path = registry.spec(name).gan_weights
+            if not path.is_file():
+                have = [n for n in registry.shipped_names() if registry.spec(n).gan_weights.is_file()]
+                raise SharpenError(f"model {name!r} has no GAN decoder in this installation, so its files "
+                                   f"cannot be sharpened (models with one: {', '.join(have) or 'none'})")
+            data = path.read_bytes()
+            meta = weights_metadata(data)
+            if meta.get("base_sha256") != net.sha256.hex():
+                raise SharpenError(f"the GAN decoder {path.name} was trained for other weights of model {name!r}")
+            config = json.loads(meta.get("config", "{}"))
+            gan = load_weights(Sharpener(m=net.model.gains.gain.shape[1], **config), data)
+            _sharpeners[key] = gan.to(net.device).eval().requires_grad_(False)
+        return _sharpeners[key]
+
+
+class SharpenError(ValueError):
+    """Sharpening was asked for a file whose model has no (matching) GAN decoder, or a bad strength."""
+
+
 def default_device() -> str:
     import torch
 
@@ -147,26 +184,35 @@ class Codec:
                     _symbols_crc(sym for sym, _, _ in latents), zlib.crc32(pixels.tobytes()))
         return [container.pack(job.container(self, net)) for job in jobs]
 
-    def decode(self, data: bytes, verify: bool = True, region: Region | None = None) -> np.ndarray:
+    def decode(self, data: bytes, verify: bool = True, region: Region | None = None,
+               sharpen: float | None = None) -> np.ndarray:
         """Decompress .gcz bytes to a uint8 array: HxW (gray), HxWx3 or HxWx4.
 
         region=(x, y, width, height) decodes only that rectangle, from the tiles it touches.
+        sharpen=s in [0, 1] decodes through the model's GAN decoder at realism strength s (0: the
+        plain pixels exactly; 1: full detail); SharpenError if the file's model has none.
         Raises FormatError for anything that is not a valid file this version can decode, and
         ChecksumError (a FormatError) when the decoded symbols, or the pixels on the encoder's kind
         of device, differ from what the encoder recorded. verify=False skips the pixel check.
         ValueError: a region outside the image.
         """
+        if sharpen is not None and not 0 <= sharpen <= 1:
+            raise SharpenError(f"sharpen strength must be from 0 to 1, got {sharpen!r}")
         c, net = self._open(data)
         h = c.header
+        gan = None if sharpen is None else load_sharpener(h.model, self.device)
         if region is not None:
             region = h.grid.check_region(region)
-        if h.image_crc is not None:  # version 1: one tile, checked as a whole image, then cut
-            full = self._finish(c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify)), None)
-            if verify and h.device == _device_kind(net.device) and zlib.crc32(full.tobytes()) != h.image_crc:
+        if h.image_crc is not None:  # version 1: one tile, its pixel CRC is of the whole plain image
+            plain = self._finish(c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify)), None)
+            if verify and h.device == _device_kind(net.device) and zlib.crc32(plain.tobytes()) != h.image_crc:
                 raise ChecksumError("decoded pixels differ from the encoder's (pixel CRC mismatch)")
+            full = plain if gan is None else self._finish(
+                c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, False, gan, sharpen)), None)
             x, y, w, hh = region or (0, 0, h.width, h.height)
             return full[y:y + hh, x:x + w]
-        return self._finish(c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify), region), region)
+        tiles = h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify, gan, sharpen), region)
+        return self._finish(c, net, tiles, region)
 
     def decode_many(self, blobs: Sequence[bytes], verify: bool = True) -> list[np.ndarray]:
         """Decompress several files; tiles of equal shape share the synthesis transform's batches.
@@ -238,10 +284,20 @@ class Codec:
             raise ChecksumError("decoded latents differ from the encoder's (symbols CRC mismatch)")
         return y
 
-    def _decode_tile(self, c: Container, net: LoadedModel, tile: tiling.Tile, verify: bool) -> np.ndarray:
-        pixels = _to_uint8(net.model.synthesize(self._read_tile(c, net, tile)))[:tile.height, :tile.width]
+    def _decode_tile(self, c: Container, net: LoadedModel, tile: tiling.Tile, verify: bool,
+                     gan: Any = None, strength: float | None = None) -> np.ndarray:
+        """One tile's pixels: the plain synthesis, checked against its CRC; sharpened by gan if given."""
+        import torch
+
+        y = self._read_tile(c, net, tile)
+        x_hat = net.model.synthesize(y)
+        pixels = _to_uint8(x_hat)[:tile.height, :tile.width]
         self._check_pixels(c, net, tile, pixels, verify)
-        return pixels
+        if gan is None:
+            return pixels
+        with torch.no_grad():
+            sharp = gan(y, x_hat, torch.full((1,), float(strength), device=y.device))
+        return _to_uint8(sharp)[:tile.height, :tile.width]
 
     @staticmethod
     def _pixels_ok(c: Container, net: LoadedModel, tile: tiling.Tile, pixels: np.ndarray, verify: bool) -> bool:

@@ -27,6 +27,11 @@ class ModelSpec:
         return WEIGHTS_DIR / f"{self.name}.safetensors"
 
     @property
+    def gan_weights(self) -> Path:
+        """The GAN decoder ("sharpen") trained for this model's shipped weights, beside them."""
+        return WEIGHTS_DIR / f"{self.name}.gan.safetensors"
+
+    @property
     def shipped(self) -> bool:
         """Whether this version carries trained weights for it (else it can only be trained)."""
         return self.weights.is_file()
