@@ -24,7 +24,8 @@ def parse_qualities(values: tuple[str, ...]) -> dict[str, list[float]] | None:
 @click.command()
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("--codecs", default="vae,ae,jpeg,webp,avif,jxl,heic,jpeg2000", show_default=True,
-              help="Comma-separated: model names and jpeg, jpeg444, webp, avif, jxl, heic, jpeg2000.")
+              help="Comma-separated: model names (MODEL+sharpen: decoded by its GAN decoder) and jpeg, "
+                   "jpeg444, webp, avif, jxl, heic, jpeg2000.")
 @click.option("--qualities", multiple=True, help="Settings of one codec, e.g. jpeg=10,50,90 (repeatable).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="For our models; default cuda when available.")
 @click.option("--out", "out_dir", default="bench-out", show_default=True,
@@ -33,15 +34,17 @@ def parse_qualities(values: tuple[str, ...]) -> dict[str, list[float]] | None:
 @click.option("--anchor", default="jpeg", show_default=True, help="Codec that BD-rates are measured against.")
 @click.option("--published", type=click.Path(exists=True, dir_okay=False),
               help="CompressAI-style JSON of published curves to compare and overlay.")
+@click.option("--realism", is_flag=True, help="Also Laplacian-patch SWD and high-frequency spectrum error "
+                                              "(lower is closer to the original's texture; ~1 s per image).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def bench(dirs, codecs, qualities, device, out_dir, json_file, anchor, published, quiet):
+def bench(dirs, codecs, qualities, device, out_dir, json_file, anchor, published, realism, quiet):
     """Measure bpp, PSNR, MS-SSIM and speed of codecs on the images in DIRS."""
     from gencompress import bench as engine
     from gencompress.atomic import write_bytes_atomic
 
     cfg = engine.BenchConfig(dirs=list(dirs), codecs=[c.strip() for c in codecs.split(",") if c.strip()],
                              qualities=parse_qualities(qualities), device=device, out=out_dir, anchor=anchor,
-                             published=published)
+                             published=published, realism=realism)
     result = engine.run(cfg, progress=not quiet)
     engine.plot(result, Path(out_dir))
     if json_file:

@@ -1,7 +1,10 @@
 """The engine behind `gencompress bench`: rate-distortion of learned and classical codecs on folders.
 
 Per (codec, setting, image): bytes, bpp (from the coded size), PSNR on 8-bit RGB and MS-SSIM of
-the decoded pixels, encode and decode seconds. Per (codec, setting): the mean of the per-image
+the decoded pixels, encode and decode seconds; with realism=True also the Laplacian-patch sliced
+Wasserstein distance and the high-frequency power-spectrum error (metrics.py), which tell a
+blurred reconstruction from a sharp one where PSNR cannot. "MODEL+sharpen" names a model's files
+decoded through its GAN decoder (strength 1). Per (codec, setting): the mean of the per-image
 values (per-image PSNR in dB averaged, as CompressAI does). BD-rates (pchip) of every codec against
 an anchor codec and against published curves. Rows are cached in OUTDIR/cache.jsonl keyed by
 (codec identity, setting, image digest), so an interrupted run resumes where it stopped and a
@@ -48,8 +51,25 @@ class Runner:
         return hashlib.sha256(json.dumps(self.info, sort_keys=True).encode()).hexdigest()[:16]
 
 
+SHARPEN_SUFFIX = "+sharpen"
+
+
 def runner(name: str, device: str | None = None) -> Runner:
-    """A Runner for a registered model name or a classical codec name; raises LookupError if unavailable."""
+    """A Runner for a registered model name ("vae", or "vae+sharpen": decoded by its GAN decoder)
+    or a classical codec name; raises LookupError if unavailable."""
+    if name.endswith(SHARPEN_SUFFIX) and name[:-len(SHARPEN_SUFFIX)] in registry.MODELS:
+        base = runner(name[:-len(SHARPEN_SUFFIX)], device)
+        from .codec import Codec, SharpenError, load_sharpener
+
+        codec = Codec(model=base.name, device=device)
+        try:
+            load_sharpener(base.name, codec.device)
+        except SharpenError as exc:
+            raise LookupError(f"{name}: {exc}") from None
+        gan = hashlib.sha256(registry.spec(base.name).gan_weights.read_bytes()).hexdigest()
+        return Runner(name, base.settings, base.encode, lambda data: codec.decode(data, sharpen=1.0),
+                      base.info | {"settings": base.info["settings"] + ", decoded with --sharpen 1",
+                                   "gan_sha256": gan})
     if name in registry.MODELS:
         if not registry.MODELS[name].shipped:
             raise LookupError(f"{name}: this installation has no trained weights for it")
@@ -80,7 +100,7 @@ def find_images(dirs: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
-def measure(r: Runner, setting: float, image: np.ndarray) -> dict[str, Any]:
+def measure(r: Runner, setting: float, image: np.ndarray, realism: bool = False) -> dict[str, Any]:
     """One codec, one setting, one image: size, quality and time, from the real file and pixels."""
     start = time.perf_counter()
     data = r.encode(image, setting)
@@ -91,9 +111,12 @@ def measure(r: Runner, setting: float, image: np.ndarray) -> dict[str, Any]:
         raise RuntimeError(f"{r.name} decoded shape {decoded.shape} for an image of {image.shape}")
     h, w = image.shape[:2]
     ms = metrics.ms_ssim(image, decoded) if min(h, w) > 160 else None
-    return {"bytes": len(data), "bpp": 8 * len(data) / (h * w), "psnr": metrics.psnr(image, decoded),
-            "ms_ssim": ms, "ms_ssim_db": None if ms is None else metrics.ms_ssim_db(ms),
-            "encode_s": mid - start, "decode_s": end - mid}
+    row = {"bytes": len(data), "bpp": 8 * len(data) / (h * w), "psnr": metrics.psnr(image, decoded),
+           "ms_ssim": ms, "ms_ssim_db": None if ms is None else metrics.ms_ssim_db(ms),
+           "encode_s": mid - start, "decode_s": end - mid}
+    if realism:
+        row |= {"swd": metrics.patch_swd(image, decoded), "spectrum_db": metrics.spectrum_error(image, decoded)}
+    return row
 
 
 class Cache:
@@ -125,20 +148,22 @@ def image_digest(image: np.ndarray) -> str:
     return hashlib.sha256(image.tobytes()).hexdigest()[:16]
 
 
-def measure_cached(cache: Cache, r: Runner, setting: float, key: str, image: np.ndarray, digest: str) -> dict:
-    """The cached row of (codec identity, setting, image), measured and stored if missing."""
+def measure_cached(cache: Cache, r: Runner, setting: float, key: str, image: np.ndarray, digest: str,
+                   realism: bool = False) -> dict:
+    """The cached row of (codec identity, setting, image), measured and stored if missing (or
+    measured without the realism metrics when they are asked for)."""
     row = cache.get(r.identity, setting, digest)
-    if row is None:
+    if row is None or (realism and "swd" not in row):
         row = {"codec": r.name, "identity": r.identity, "setting": setting, "image": key, "digest": digest} | \
-            measure(r, setting, image)
+            measure(r, setting, image, realism)
         cache.put(row)
     return row
 
 
 def average(rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {"images": len(rows)}
-    for key in ("bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s"):
-        values = [r[key] for r in rows if r[key] is not None]
+    for key in ("bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s", "swd", "spectrum_db"):
+        values = [r[key] for r in rows if r.get(key) is not None]
         out[key] = statistics.fmean(values) if len(values) == len(rows) else None
     return out
 
@@ -194,6 +219,7 @@ class BenchConfig:
     out: str | None = None
     anchor: str = "jpeg"
     published: str | None = None
+    realism: bool = False  # also patch SWD and high-frequency spectrum error (about 1 s per image)
 
 
 def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
@@ -215,7 +241,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             unavailable[name] = str(exc)
     jobs = [(name, s, key) for name, r in runners.items()
             for s in (cfg.qualities or {}).get(name, r.settings) for key in images]
-    rows = [measure_cached(cache, runners[name], setting, key, images[key], digests[key])
+    rows = [measure_cached(cache, runners[name], setting, key, images[key], digests[key], cfg.realism)
             for name, setting, key in tqdm(jobs, desc="bench", unit="image", file=sys.stderr, disable=not progress)]
     curves = {name: sorted((average([r for r in rows if r["codec"] == name and r["setting"] == s]) | {"setting": s}
                             for s in dict.fromkeys(r["setting"] for r in rows if r["codec"] == name)),
@@ -239,12 +265,15 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     """The averaged points and BD-rates as plain text."""
-    lines = [f"{'codec':10} {'setting':>8} {'bpp':>8} {'PSNR':>7} {'MS-SSIM dB':>10} {'enc s':>7} {'dec s':>7}"]
+    realism = result["config"].get("realism")
+    lines = [f"{'codec':12} {'setting':>8} {'bpp':>8} {'PSNR':>7} {'MS-SSIM dB':>10} {'enc s':>7} {'dec s':>7}"
+             + (f" {'SWD':>7} {'HF spec dB':>10}" if realism else "")]
     for name, points in result["points"].items():
         for p in points:
             ms = f"{p['ms_ssim_db']:10.3f}" if p["ms_ssim_db"] is not None else f"{'-':>10}"
-            lines.append(f"{name:10} {p['setting']:>8g} {p['bpp']:8.4f} {p['psnr']:7.3f} {ms} "
-                         f"{p['encode_s']:7.3f} {p['decode_s']:7.3f}")
+            lines.append(f"{name:12} {p['setting']:>8g} {p['bpp']:8.4f} {p['psnr']:7.3f} {ms} "
+                         f"{p['encode_s']:7.3f} {p['decode_s']:7.3f}"
+                         + (f" {p['swd']:7.2f} {p['spectrum_db']:10.3f}" if realism and p.get("swd") is not None else ""))
     for anchor, entries in result["bd_rate"].items():
         lines.append(f"\nBD-rate against {anchor} (negative = fewer bits at equal quality)")
         for name, bd in entries.items():

@@ -80,6 +80,19 @@ def test_missing_library_is_reported_not_a_crash(result, monkeypatch):
     assert "not installed" in res["unavailable"]["heic"] and "heic" not in res["points"]
 
 
+def test_realism_metrics_are_added_to_cached_rows(result):
+    res, cfg = result
+    again = bench.run(dataclasses.replace(cfg, codecs=["jpeg"], realism=True), progress=False)
+    low, high = again["points"]["jpeg"][0], again["points"]["jpeg"][-1]
+    assert low["swd"] > high["swd"] > 0 and low["spectrum_db"] > 0  # coarser JPEG: texture further off
+    assert "SWD" in bench.format_table(again)
+
+
+def test_a_model_without_gan_decoder_cannot_be_benched_sharpened():
+    with pytest.raises(LookupError, match="no GAN decoder"):
+        bench.runner("ae+sharpen", "cpu")
+
+
 def test_published_curves_and_plots(result, tmp_path):
     res, cfg = result
     published = tmp_path / "pub.json"

@@ -268,36 +268,50 @@ class Trainer:
 
     def save(self, out: Path) -> None:
         """Write checkpoint.safetensors + checkpoint.json atomically (temporary files, then rename)."""
-        out.mkdir(parents=True, exist_ok=True)
         tensors = {f"model.{k}": v.contiguous() for k, v in self.model.state_dict().items()}
-        for name, opt in (("opt", self.opt), ("aux_opt", self.aux_opt)):
-            for idx, state in opt.state_dict()["state"].items():
-                for key, value in state.items():
-                    tensors[f"{name}.{idx}.{key}"] = value.reshape(-1) if value.ndim == 0 else value.contiguous()
-        meta = {"config": asdict(self.cfg), "step": self.step, "commit": self.commit, "rng": self.gen.get_state().tolist(),
-                "torch_rng": torch.get_rng_state().tolist()}
-        save_file(tensors, out / "checkpoint.safetensors.tmp")
-        (out / "checkpoint.json.tmp").write_text(json.dumps(meta))
-        (out / "checkpoint.safetensors.tmp").replace(out / "checkpoint.safetensors")
-        (out / "checkpoint.json.tmp").replace(out / "checkpoint.json")
+        tensors |= optimizer_tensors("opt", self.opt) | optimizer_tensors("aux_opt", self.aux_opt)
+        write_checkpoint(out, tensors, {"config": asdict(self.cfg), "step": self.step, "commit": self.commit,
+                                        "rng": self.gen.get_state().tolist(), "torch_rng": torch.get_rng_state().tolist()})
 
     def load(self, ckpt_dir: Path) -> None:
         """Restore model, optimizer, step and random state saved by save()."""
         tensors = load_file(ckpt_dir / "checkpoint.safetensors", device=str(self.device))
         meta = json.loads((ckpt_dir / "checkpoint.json").read_text())
         load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        for name, opt in (("opt", self.opt), ("aux_opt", self.aux_opt)):
-            sd = opt.state_dict()
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in tensors.items():
-                if key.startswith(name + "."):
-                    _, idx, field_name = key.split(".", 2)
-                    state.setdefault(int(idx), {})[field_name] = value.reshape(()).cpu() if field_name == "step" else value
-            opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+        load_optimizer("opt", self.opt, tensors)
+        load_optimizer("aux_opt", self.aux_opt, tensors)
         self.step = meta["step"]
         self.commit = meta.get("commit", self.commit)  # the run's origin, even if resumed from a later checkout
         self.gen.set_state(torch.tensor(meta["rng"], dtype=torch.uint8))
         torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+
+
+def optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's state as flat safetensors entries NAME.INDEX.FIELD (no pickle)."""
+    tensors = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"{name}.{idx}.{key}"] = value.reshape(-1) if value.ndim == 0 else value.contiguous()
+    return tensors
+
+
+def load_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """The inverse of optimizer_tensors, into an optimizer built over the same parameters."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(name + "."):
+            _, idx, field_name = key.split(".", 2)
+            state.setdefault(int(idx), {})[field_name] = value.reshape(()).cpu() if field_name == "step" else value
+    opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+
+
+def write_checkpoint(out: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """checkpoint.safetensors + checkpoint.json in out, each written to a temporary file then renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, out / "checkpoint.safetensors.tmp")
+    (out / "checkpoint.json.tmp").write_text(json.dumps(meta))
+    (out / "checkpoint.safetensors.tmp").replace(out / "checkpoint.safetensors")
+    (out / "checkpoint.json.tmp").replace(out / "checkpoint.json")
 
 
 def train(cfg: TrainConfig, resume: Path | None = None, max_seconds: float | None = None) -> Trainer:
