@@ -73,6 +73,10 @@ def load_model(name: str, device: str) -> LoadedModel:
         return _loaded[key]
 
 
+class SharpenError(ValueError):
+    """Sharpening was asked for a file whose model has no (matching) GAN decoder, or a bad strength."""
+
+
 _sharpeners: dict[tuple[str, str], Any] = {}
 
 
@@ -104,10 +108,6 @@ def load_sharpener(name: str, device: str):
             gan = load_weights(Sharpener(m=net.model.gains.gain.shape[1], **config), data)
             _sharpeners[key] = gan.to(net.device).eval().requires_grad_(False)
         return _sharpeners[key]
-
-
-class SharpenError(ValueError):
-    """Sharpening was asked for a file whose model has no (matching) GAN decoder, or a bad strength."""
 
 
 def default_device() -> str:

@@ -69,3 +69,21 @@ def test_training_steps_checkpoint_and_export(tmp_path, rgb):
     assert meta["model"] == "vae" and len(meta["base_sha256"]) == 64
     g = load_weights(Sharpener(m=192, c=16, blocks=1, fine=8), out.read_bytes())
     assert set(g.state_dict()) == set(trainer.g.state_dict())
+
+
+def test_cli_sharpen(tmp_path, rgb):
+    import subprocess
+    import sys
+
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    cli = [sys.executable, "-m", "gencompress_cli.main"]
+    assert subprocess.run([*cli, "encode", str(tmp_path / "p.png"), "--model", "ae", "-q"]).returncode == 0
+    proc = subprocess.run([*cli, "decode", str(tmp_path / "p.png.gcz"), "-o", str(tmp_path / "s.png"), "--sharpen"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "'ae' has no GAN decoder" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.png").exists()
+    if HAS_GAN:
+        assert subprocess.run([*cli, "encode", str(tmp_path / "p.png"), "-f", "-q"]).returncode == 0
+        assert subprocess.run([*cli, "decode", str(tmp_path / "p.png.gcz"), "-o", str(tmp_path / "s.png"),
+                               "--sharpen", "0.7", "-q"]).returncode == 0
+        assert np.asarray(Image.open(tmp_path / "s.png")).shape == rgb.shape
