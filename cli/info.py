@@ -50,6 +50,7 @@ def models(as_json):
     for row in rows:
         click.echo(f"{row['name']}: {row['description']}")
         click.echo(f"    weights {row['weights']} ({row['weights_bytes'] / 1e6:.1f} MB, sha256 {row['sha256'][:12]})")
+        click.echo(f"    GAN decoder (decode --sharpen): {row['gan_decoder'] or 'none'}")
         for point in row.get("kodak", []):
             click.echo(f"    quality {point['quality']}: {point['bpp']:.3f} bpp, {point['psnr']:.2f} dB PSNR, "
                        f"{point['ms_ssim']:.4f} MS-SSIM")

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from . import classical, metrics
+from . import classical, container, metrics
 from .models import registry
 
 IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff"}  # lossless sources only
@@ -81,7 +81,8 @@ def runner(name: str, device: str | None = None) -> Runner:
         return Runner(name, tuple(range(1, 9)), lambda rgb, q: codecs[int(q)].encode(rgb),
                       lambda data: codecs[1].decode(data),
                       {"settings": f"gencompress {name}, quality 1..8 on {codecs[1].device}",
-                       "weights_sha256": weights, "versions": {"gencompress": __version__}})
+                       "weights_sha256": weights, "format_version": container.FORMAT_VERSION,
+                       "versions": {"gencompress": __version__}})
     if name in classical.CODECS:
         c = classical.CODECS[name]
         if not c.available():

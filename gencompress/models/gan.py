@@ -4,7 +4,7 @@ The encoder, the entropy model and the plain (MSE) synthesis stay frozen, so eve
 be sharpened. The generator is a residual on top of the plain reconstruction, conditioned on a
 realism strength s in [0, 1] (multi-realism, Agustsson et al. 2023):
 
-    x_sharp = x_plain + s * G(y, x_plain, s)
+    x_sharp = x_plain + s * tanh(G(y, x_plain, s))
 
 so s = 0 is the plain decoder's output exactly, whatever G. G follows HiFiC's generator (Mentzer et
 al. 2020) in miniature: residual blocks on the latents at 1/16 scale, transposed-convolution
@@ -58,7 +58,7 @@ class Sharpener(nn.Module):
         f = self.up(self.head(torch.cat([y, s.expand(-1, 1, *y.shape[2:])], 1)))
         half = F.pixel_unshuffle(x_plain, 2)
         r = self.fine(torch.cat([f, half, s.expand(-1, 1, *half.shape[2:])], 1))
-        return x_plain + s * F.pixel_shuffle(r, 2)
+        return x_plain + s * F.pixel_shuffle(torch.tanh(r), 2)  # tanh: a residual bounded to +-1
 
 
 class Discriminator(nn.Module):

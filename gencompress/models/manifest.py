@@ -31,6 +31,8 @@ def shipped_models() -> list[dict[str, Any]]:
         figures = manifest.get(name, {})
         if figures.get("measured_weights_sha256") != sha:  # measured on other weights: not these figures
             figures = {}
+        gan = spec.gan_weights.name if spec.gan_weights.is_file() else None
         rows.append({"name": name, "description": spec.description, "qualities": list(range(1, 9)),
-                     "weights": spec.weights.name, "weights_bytes": len(data), "sha256": sha} | figures)
+                     "weights": spec.weights.name, "weights_bytes": len(data), "sha256": sha,
+                     "gan_decoder": gan} | figures)
     return rows

@@ -62,7 +62,7 @@ class GanConfig:
     w_ssim: float = 0.5
     w_adv: float = 0.5
     w_fm: float = 10.0  # pix2pixHD's weight: discriminator features are small
-    w_tex: float = 10.0
+    w_tex: float = 30.0
     seed: int = 0
     device: str = "cpu"
     checkpoint_every_s: float = 300.0
