@@ -28,9 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def seed_files() -> list[bytes]:
     rgb = np.asarray(Image.open(ROOT / "tests" / "data" / "parrot_96x80.png").convert("RGB"))
     rgba = np.dstack([rgb[:8, :16], rgb[:8, :16, :1]])
-    return [gencompress.encode(image, model=model, quality=q)
+    wide = np.tile(rgb, (1, 2, 1))[:20, :130]  # two tiles of at most 128 pixels: a tile table to mutate
+    return [gencompress.encode(image, model=model, quality=q, tile_size=tile)
             for model in shipped_names()
-            for image, q in ((rgb[:16, :24], 1), (rgb[:8, :8, 0], 8), (rgba, 4))]
+            for image, q, tile in ((rgb[:16, :24], 1, 1024), (rgb[:8, :8, 0], 8, 1024), (rgba, 4, 1024), (wide, 2, 128))]
 
 
 def main() -> None:

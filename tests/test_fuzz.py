@@ -17,7 +17,8 @@ from gencompress import container, fuzz
 def seeds(rgb) -> list[bytes]:
     return [gencompress.encode(rgb[:16, :24], model="vae", quality=1),
             gencompress.encode(rgb[:8, :8, 0], model="ae", quality=3),
-            gencompress.encode(np.dstack([rgb[:8, :16], rgb[:8, :16, :1]]), model="ae", quality=1)]
+            gencompress.encode(np.dstack([rgb[:8, :16], rgb[:8, :16, :1]]), model="ae", quality=1),
+            gencompress.encode(np.tile(rgb, (1, 2, 1))[:20, :130], model="vae", quality=2, tile_size=128)]  # 2 tiles
 
 
 def test_only_format_errors_come_out(seeds):
