@@ -39,7 +39,7 @@ def axis_weights(all_spans: list[tuple[int, int]], i: int, overlap: int) -> np.n
     """Blend weight of each pixel of span i: ramps over the overlaps with its neighbours, 1 elsewhere."""
     start, end = all_spans[i]
     w = np.ones(end - start, np.float32)
-    if overlap:
+    if overlap and len(all_spans) > 1:  # (a lone span ignores the overlap a file may claim, however large)
         ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
         if i > 0:
             w[:overlap] = ramp

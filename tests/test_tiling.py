@@ -46,6 +46,14 @@ def test_assemble_reproduces_a_tiled_image_and_its_regions():
     assert len(calls) == 1  # a region inside one tile decodes that tile alone
 
 
+def test_a_lone_tile_ignores_a_huge_claimed_overlap():
+    """A hostile header may claim any overlap: nothing is allocated for it unless tiles overlap."""
+    grid = tiling.Grid(24, 16, 1 << 29, 1 << 27)
+    assert grid.count == 1
+    image = np.zeros((16, 24, 3), np.uint8)
+    np.testing.assert_array_equal(grid.assemble(lambda t: image), image)
+
+
 def test_check_region():
     grid = tiling.Grid(100, 50, 128, 32)
     assert grid.check_region((0, 0, 100, 50)) == (0, 0, 100, 50)
