@@ -204,15 +204,15 @@ class Codec:
         if region is not None:
             region = h.grid.check_region(region)
         if h.image_crc is not None:  # version 1: one tile, its pixel CRC is of the whole plain image
-            plain = self._finish(c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify)), None)
+            plain = self._finish(c, h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify)), None)
             if verify and h.device == _device_kind(net.device) and zlib.crc32(plain.tobytes()) != h.image_crc:
                 raise ChecksumError("decoded pixels differ from the encoder's (pixel CRC mismatch)")
             full = plain if gan is None else self._finish(
-                c, net, h.grid.assemble(lambda t: self._decode_tile(c, net, t, False, gan, sharpen)), None)
+                c, h.grid.assemble(lambda t: self._decode_tile(c, net, t, False, gan, sharpen)), None)
             x, y, w, hh = region or (0, 0, h.width, h.height)
             return full[y:y + hh, x:x + w]
         tiles = h.grid.assemble(lambda t: self._decode_tile(c, net, t, verify, gan, sharpen), region)
-        return self._finish(c, net, tiles, region)
+        return self._finish(c, tiles, region)
 
     def decode_many(self, blobs: Sequence[bytes], verify: bool = True) -> list[np.ndarray]:
         """Decompress several files; tiles of equal shape share the synthesis transform's batches.
@@ -239,9 +239,10 @@ class Codec:
                     pixels = _to_uint8(net.model.synthesize(inputs[k]))[:tile.height, :tile.width]
                 self._check_pixels(opened[i][0], net, tile, pixels, verify)
                 done[i, tile.index] = pixels
-        return [self._finish(c, net, c.header.grid.assemble(lambda t, i=i: done.pop((i, t.index))), None)
+        return [self._finish(c, c.header.grid.assemble(lambda t, i=i: done.pop((i, t.index))), None)
                 for i, (c, net) in enumerate(opened)]
 
+    @property
     def _batch_pixels(self) -> int:
         return BATCH_PIXELS.get(self.device.split(":")[0], BATCH_PIXELS["cpu"])
 
@@ -312,7 +313,7 @@ class Codec:
             raise ChecksumError(f"decoded pixels of tile {tile.index} differ from the encoder's (pixel CRC mismatch)")
 
     @staticmethod
-    def _finish(c: Container, net: LoadedModel, rgb: np.ndarray, region: Region | None) -> np.ndarray:
+    def _finish(c: Container, rgb: np.ndarray, region: Region | None) -> np.ndarray:
         """The decoded RGB with the file's alpha plane (cut to the region) in the file's layout."""
         h = c.header
         alpha = None
@@ -346,14 +347,14 @@ class _Encoding:
 T = TypeVar("T")
 
 
-def _batches(items: list[T], shape: Callable[[T], tuple], budget: Callable[[], int]) -> Iterator[list[T]]:
-    """Items grouped by shape (the last two entries: height, width) in batches of at most budget()
+def _batches(items: list[T], shape: Callable[[T], tuple], budget: int) -> Iterator[list[T]]:
+    """Items grouped by shape (the last two entries: height, width) in batches of at most budget
     pixels, one item at least; groups in order of first appearance."""
     groups: dict[tuple, list[T]] = {}
     for item in items:
         groups.setdefault(shape(item), []).append(item)
     for key, group in groups.items():
-        per = max(1, budget() // (key[-2] * key[-1]))
+        per = max(1, budget // (key[-2] * key[-1]))
         for i in range(0, len(group), per):
             yield group[i:i + per]
 
