@@ -35,7 +35,7 @@ def parse_qualities(values: tuple[str, ...]) -> dict[str, list[float]] | None:
 @click.option("--published", type=click.Path(exists=True, dir_okay=False),
               help="CompressAI-style JSON of published curves to compare and overlay.")
 @click.option("--realism", is_flag=True, help="Also Laplacian-patch SWD and high-frequency spectrum error "
-                                              "(lower is closer to the original's texture; ~1 s per image).")
+                                              "(lower is closer to the original's texture).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def bench(dirs, codecs, qualities, device, out_dir, json_file, anchor, published, realism, quiet):
     """Measure bpp, PSNR, MS-SSIM and speed of codecs on the images in DIRS."""

@@ -220,7 +220,7 @@ class BenchConfig:
     out: str | None = None
     anchor: str = "jpeg"
     published: str | None = None
-    realism: bool = False  # also patch SWD and high-frequency spectrum error (about 1 s per image)
+    realism: bool = False  # also patch SWD and high-frequency spectrum error
 
 
 def run(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:

@@ -48,34 +48,27 @@ def bd_rate(anchor_rate: Sequence[float], anchor_dist: Sequence[float],
                                      np.asarray(test_dist), method="pchip", require_matching_points=False, min_overlap=0))
 
 
-def _blur_down(img: np.ndarray) -> np.ndarray:
-    """Binomial 5-tap blur ([1, 4, 6, 4, 1] / 16, reflected edges) then every second pixel."""
+def _binomial_blur(img: np.ndarray) -> np.ndarray:
+    """Separable binomial 5-tap blur ([1, 4, 6, 4, 1] / 16) with reflected edges, same size."""
     k = np.array([1, 4, 6, 4, 1], np.float32) / 16
     for axis in (0, 1):
         pad = [(2, 2) if a == axis else (0, 0) for a in range(img.ndim)]
         p = np.pad(img, pad, mode="reflect")
-        n = img.shape[axis]
-        img = sum(k[i] * np.take(p, range(i, i + n), axis=axis) for i in range(5))
-    return img[::2, ::2]
-
-
-def _upsample(img: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Nearest-neighbour doubling cut to shape, then the same binomial blur (no decimation)."""
-    up = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)[:shape[0], :shape[1]]
-    k = np.array([1, 4, 6, 4, 1], np.float32) / 16
-    for axis in (0, 1):
-        pad = [(2, 2) if a == axis else (0, 0) for a in range(up.ndim)]
-        p = np.pad(up, pad, mode="reflect")
-        up = sum(k[i] * np.take(p, range(i, i + shape[axis]), axis=axis) for i in range(5))
-    return up
+        img = sum(k[i] * np.take(p, range(i, i + img.shape[axis]), axis=axis) for i in range(5))
+    return img
 
 
 def laplacian_pyramid(img: np.ndarray, min_size: int = 16) -> list[np.ndarray]:
-    """Band-pass levels, finest first, down to a low-pass level no smaller than min_size (float32 HxWxC)."""
+    """Band-pass levels, finest first, down to a low-pass level no smaller than min_size (float32 HxWxC).
+
+    Burt and Adelson: blur and decimate; each band is a level minus its coarser level brought back up
+    (nearest-neighbour doubling, then the same blur).
+    """
     levels, g = [], img.astype(np.float32)
     while min(g.shape[:2]) // 2 >= min_size:
-        low = _blur_down(g)
-        levels.append(g - _upsample(low, g.shape))
+        low = _binomial_blur(g)[::2, ::2]
+        up = np.repeat(np.repeat(low, 2, axis=0), 2, axis=1)[:g.shape[0], :g.shape[1]]
+        levels.append(g - _binomial_blur(up))
         g = low
     return levels + [g]
 
@@ -134,18 +127,20 @@ def spectrum_error(reference: np.ndarray, test: np.ndarray, low: float = 0.25, h
     The default band is the upper half of the frequencies, where blur removes power and a GAN
     decoder puts it back; 0 for identical images.
     """
-    a, b = power_spectrum(reference), power_spectrum(test)
-    radii = (np.arange(len(a)) + 0.5) / len(a) * 0.5
-    band = (radii >= low) & (radii < high)
-    return float(np.abs(a[band] - b[band]).mean())
+    return float(np.abs(_spectrum_difference(reference, test, low, high)).mean())
 
 
 def spectrum_bias(reference: np.ndarray, test: np.ndarray, low: float = 0.25, high: float = 0.5) -> float:
     """Mean signed difference test − reference (dB) over the band: negative for blur, positive for noise."""
+    return float(_spectrum_difference(reference, test, low, high).mean())
+
+
+def _spectrum_difference(reference: np.ndarray, test: np.ndarray, low: float, high: float) -> np.ndarray:
+    """test's power spectrum minus reference's (dB), at the radii in [low, high) cycles/pixel."""
     a, b = power_spectrum(reference), power_spectrum(test)
     radii = (np.arange(len(a)) + 0.5) / len(a) * 0.5
     band = (radii >= low) & (radii < high)
-    return float((b[band] - a[band]).mean())
+    return b[band] - a[band]
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:

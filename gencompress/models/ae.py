@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .base import PerQualityBottlenecks, QualityGains, analysis_transform, bits, round_ste, synthesis_transform
+from .base import (GainedTransforms, PerQualityBottlenecks, QualityGains, analysis_transform, bits, round_ste,
+                   synthesis_transform)
 
 # read(indexes, table_name) -> integer symbols shaped like indexes; supplied by the codec.
 SymbolReader = Callable[[np.ndarray, str], np.ndarray]
 
 
-class FactorizedPrior(nn.Module):
+class FactorizedPrior(GainedTransforms):
     """x -> y = g_a(x) -> gains -> round -> factorized entropy model -> g_s -> x_hat."""
 
     stride = 16  # input sizes must be multiples of this
@@ -49,15 +50,6 @@ class FactorizedPrior(nn.Module):
         """Integer CDF tables (cdf, length, offset) by name, for the entropy coder."""
         return {f"y{q}": _eb_tables(b) for q, b in enumerate(self.entropy_y.bottlenecks)}
 
-    # Coding, in four steps so that the codec can batch the two transforms across tiles and images:
-    # analyze (batched) -> code (one tile: symbols + synthesis input) -> synthesize (batched);
-    # the decoder's read_latents gives the same synthesis input from the symbols.
-
-    @torch.no_grad()
-    def analyze(self, x: Tensor, quality: int) -> Tensor:
-        """The gained latents of a batch (B, 3, H, W) -> (B, M, H/16, W/16); any batch size."""
-        return self.gains(self.g_a(x), torch.tensor([quality], device=x.device))
-
     @torch.no_grad()
     def code(self, y: Tensor, quality: int) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], Tensor]:
         """Symbols of one tile's latents (1, M, h, w) as (symbols, table indexes, table name), and the
@@ -77,12 +69,6 @@ class FactorizedPrior(nn.Module):
         sym = read(channel_indexes((m, *latent_hw)), f"y{quality}")
         y_hat = torch.from_numpy(sym).to(device=device, dtype=torch.float32)[None]
         return self.gains(y_hat + self.entropy_y.medians(q), q, inverse=True)
-
-    @torch.no_grad()
-    def synthesize(self, y: Tensor) -> Tensor:
-        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped)."""
-        return self.g_s(y)
-
 
 def channel_indexes(shape: tuple[int, ...]) -> np.ndarray:
     """Table index of each latent element when every channel has its own table."""

@@ -41,6 +41,23 @@ def synthesis_transform(n: int, m: int) -> nn.Sequential:
     )
 
 
+class GainedTransforms(nn.Module):
+    """The two batched steps of coding that ae and vae share: the analysis transform with the
+    quality's gains, and the synthesis transform. Subclasses own g_a, g_s and gains, and the
+    per-tile steps between them: code() (symbols and synthesis input) and read_latents() (the
+    same synthesis input from the symbols), so the codec can batch these two across tiles."""
+
+    @torch.no_grad()
+    def analyze(self, x: Tensor, quality: int) -> Tensor:
+        """The gained latents of a batch (B, 3, H, W) -> (B, M, H/16, W/16); any batch size."""
+        return self.gains(self.g_a(x), torch.tensor([quality], device=x.device))
+
+    @torch.no_grad()
+    def synthesize(self, y: Tensor) -> Tensor:
+        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped)."""
+        return self.g_s(y)
+
+
 def round_ste(x: Tensor) -> Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()

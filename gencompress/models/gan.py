@@ -9,8 +9,8 @@ realism strength s in [0, 1] (multi-realism, Agustsson et al. 2023):
 so s = 0 is the plain decoder's output exactly, whatever G. G follows HiFiC's generator (Mentzer et
 al. 2020) in miniature: residual blocks on the latents at 1/16 scale, transposed-convolution
 upsampling to 1/2 scale, where the plain reconstruction joins in (space-to-depth), residual blocks,
-and depth-to-space to full size. It is small (about 1/10 of the synthesis transform's operations), so
-sharpening adds little to decoding time on a CPU.
+and depth-to-space to full size. It is small: decoding a 768x512 image sharpened takes 0.78 s against
+0.50 s plain on 2 CPU threads (benchmarks/sharpen.py).
 
 The discriminator is HiFiC's conditional PatchGAN: it sees the image and the latents (projected to
 12 channels and upsampled), with spectral normalization on every convolution, and returns its

@@ -18,14 +18,14 @@ from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
 from .ae import SymbolReader, _eb_tables, channel_indexes
-from .base import (PerQualityBottlenecks, QualityGains, analysis_transform, bits, full_precision, round_ste,
+from .base import (GainedTransforms, PerQualityBottlenecks, QualityGains, analysis_transform, bits, full_precision, round_ste,
                    synthesis_transform)
 
 # CompressAI's scale table: 64 levels, log-spaced from 0.11 to 256.
 SCALE_TABLE = np.exp(np.linspace(np.log(0.11), np.log(256.0), 64)).tolist()
 
 
-class MeanScaleHyperprior(nn.Module):
+class MeanScaleHyperprior(GainedTransforms):
     stride = 64
 
     def __init__(self, n: int = 128, m: int = 192):
@@ -90,11 +90,6 @@ class MeanScaleHyperprior(nn.Module):
         indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
         return means.to(device=z_hat.device, dtype=torch.float32), indexes
 
-    @torch.no_grad()
-    def analyze(self, x: Tensor, quality: int) -> Tensor:
-        """The gained latents of a batch (B, 3, H, W) -> (B, M, H/16, W/16); any batch size."""
-        return self.gains(self.g_a(x), torch.tensor([quality], device=x.device))
-
     def _hyper_symbols(self, y: Tensor, quality: int) -> tuple[Tensor, Tensor, Tensor]:
         """Quality index tensor, rounded hyper-latent symbols of y (1, M, h, w) and their median offset."""
         q = torch.tensor([quality], device=y.device)
@@ -129,8 +124,3 @@ class MeanScaleHyperprior(nn.Module):
         n = self.h_a[-1].out_channels
         z_sym = read(channel_indexes((n, latent_hw[0] // 4, latent_hw[1] // 4)), f"z{quality}")
         return q, torch.from_numpy(z_sym).to(device=device, dtype=torch.float32)[None] + self.entropy_z.medians(q)
-
-    @torch.no_grad()
-    def synthesize(self, y: Tensor) -> Tensor:
-        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped)."""
-        return self.g_s(y)
