@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gencompress import codec as codec_module
 from gencompress import entropy
 from gencompress.codec import Codec
 
@@ -55,7 +54,7 @@ def measure(model: str, image: np.ndarray, quality: int, device: str, repeats: i
         for _ in range(repeats):
             for step, call in (("encode", lambda: c.encode(image)), ("decode", lambda: c.decode(data))):
                 timer = EntropyTimer()
-                codec_module.entropy.encode, codec_module.entropy.decode = (timer.wrap(f) for f in original)
+                entropy.encode, entropy.decode = (timer.wrap(f) for f in original)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
@@ -65,7 +64,7 @@ def measure(model: str, image: np.ndarray, quality: int, device: str, repeats: i
                 runs[step].append(time.perf_counter() - start)
                 runs[f"{step}_entropy"].append(timer.seconds)
     finally:
-        codec_module.entropy.encode, codec_module.entropy.decode = original
+        entropy.encode, entropy.decode = original
     med = {k: statistics.median(v) for k, v in runs.items()}
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

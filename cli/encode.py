@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from gencompress.models.registry import DEFAULT_MODEL, shipped_names
+from gencompress.models import registry
+from gencompress.models.registry import DEFAULT_MODEL, EFFORTS, shipped_names
 
 from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, write_output
 
@@ -18,7 +19,10 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
 @click.option("-o", "--output", help="Output file (one input; '-' for stdout) or directory (several inputs).")
 @click.option("--model", type=click.Choice(shipped_names()), default=DEFAULT_MODEL, show_default=True)
 @click.option("--quality", type=click.IntRange(1, 8), default=3, show_default=True,
-              help="1 (smallest file) to 8 (best picture): CompressAI's λ 0.0018 ... 0.18.")
+              help="1 (smallest file) to 8 (best picture): the rate-distortion trade-off λ.")
+@click.option("--effort", type=click.Choice(EFFORTS),
+              help="overfit only: optimization steps and decoder size (README gives each preset's time "
+                   "and compression). Default: default.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("--tile", "tile_size", type=int, default=1024, show_default=True,
               help="Code in tiles of at most this many pixels square (multiple of 64): bounds memory, "
@@ -28,7 +32,7 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def encode(ctx, inputs, output, model, quality, device, tile_size, force, as_json, quiet, verbose):
+def encode(ctx, inputs, output, model, quality, effort, device, tile_size, force, as_json, quiet, verbose):
     """Compress images (files, directories, or '-' for stdin) to INPUT.gcz."""
     from gencompress import Codec
 
@@ -36,12 +40,14 @@ def encode(ctx, inputs, output, model, quality, device, tile_size, force, as_jso
     if not files:
         raise click.UsageError("no input images found")
     try:
-        codec = Codec(model=model, quality=quality, device=device, tile_size=tile_size)
+        codec = Codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort,
+                      progress=not quiet)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--tile") from None
+        raise click.BadParameter(str(exc), param_hint="--effort" if "effort" in str(exc) else "--tile") from None
 
     def summary(r: dict) -> str:
-        detail = f", {model} q{quality} on {codec.device}, {r['width']}x{r['height']}" if verbose else ""
+        effort_note = f" effort {effort or 'default'}" if registry.spec(model).efforts else ""
+        detail = f", {model} q{quality}{effort_note} on {codec.device}, {r['width']}x{r['height']}" if verbose else ""
         return f"{r['bytes']} bytes, {r['bpp']:.4f} bpp, {r['seconds']:.2f} s{detail}"
 
     run_each(ctx, files, output, lambda p: p.with_name(p.name + ".gcz"),

@@ -11,7 +11,7 @@ from gencompress.models.registry import MODELS
 
 @click.command()
 @click.argument("data_dirs", nargs=-1, required=True)
-@click.option("--model", type=click.Choice(sorted(MODELS)), required=True)
+@click.option("--model", type=click.Choice(sorted(n for n, s in MODELS.items() if s.trainable)), required=True)
 @click.option("--out", "out_dir", required=True, help="Folder for checkpoint.safetensors / .json (and eval.jsonl).")
 @click.option("--quality", type=click.IntRange(1, 8), help="Train this quality alone (default: all 8 at once).")
 @click.option("--lambda", "lmbda", type=click.FloatRange(min=0, min_open=True),

@@ -1,4 +1,4 @@
-"""gencompress: learned image compression (autoencoder and hyperprior VAE) into .gcz files.
+"""gencompress: learned image compression (overfitted per-image codec, autoencoder, hyperprior VAE) into .gcz files.
 
     >>> import gencompress
     >>> data = gencompress.encode("photo.png", model="vae", quality=3)   # bytes
@@ -21,9 +21,10 @@ __all__ = ["Codec", "ChecksumError", "SharpenError", "FormatError", "ImageError"
 
 
 def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, device: str | None = None,
-           tile_size: int = DEFAULT_TILE_SIZE) -> bytes:
-    """Compress an image (path, PIL image, or uint8 array HxW / HxWxC) to .gcz bytes."""
-    return Codec(model=model, quality=quality, device=device, tile_size=tile_size).encode(image)
+           tile_size: int = DEFAULT_TILE_SIZE, effort: str | None = None) -> bytes:
+    """Compress an image (path, PIL image, or uint8 array HxW / HxWxC) to .gcz bytes; effort: a
+    preset of the models that optimize while encoding (overfit: "fast", "default", "high")."""
+    return Codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort).encode(image)
 
 
 def decode(data: bytes, *, device: str | None = None, verify: bool = True,

@@ -57,6 +57,11 @@ class Device(IntEnum):
     CPU = 0
     CUDA = 1
 
+    @classmethod
+    def of(cls, device) -> "Device":
+        """The kind of a torch.device."""
+        return cls.CUDA if device.type == "cuda" else cls.CPU
+
 
 @dataclass(frozen=True)
 class Header:

@@ -127,8 +127,9 @@ def test_bad_image_and_usage(tmp_path):
 
 def test_models_lists_shipped_models():
     rows = json.loads(run("models", "--json").stdout)
-    assert {r["name"] for r in rows} == {"ae", "vae"}
+    assert {r["name"] for r in rows} == {"ae", "vae", "overfit"}
     assert all(len(r["sha256"]) == 64 and r["qualities"] == list(range(1, 9)) for r in rows)
+    assert {r["name"]: r["efforts"] for r in rows}["overfit"] == ["fast", "default", "high"]
     assert "vae" in run("models").stdout.decode()
 
 

@@ -34,5 +34,5 @@ def shipped_models() -> list[dict[str, Any]]:
         gan = spec.gan_weights.name if spec.gan_weights.is_file() else None
         rows.append({"name": name, "description": spec.description, "qualities": list(range(1, 9)),
                      "weights": spec.weights.name, "weights_bytes": len(data), "sha256": sha,
-                     "gan_decoder": gan} | figures)
+                     "gan_decoder": gan, "efforts": list(spec.efforts)} | figures)
     return rows

@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+EFFORTS = ("fast", "default", "high")  # overfit/presets.py defines them
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
-    target: str  # "module:Class" under gencompress.models
+    target: str  # "module:Class" under gencompress.models: the network ("" when the family builds its own)
     config: dict[str, Any] = field(default_factory=dict)
+    coder: str = "models.amortized:AmortizedCoder"  # "module:Class" under gencompress: its family (family.py)
+    efforts: tuple[str, ...] = ()  # effort presets, for models that optimize while encoding
 
     @property
     def weights(self) -> Path:
@@ -30,6 +33,11 @@ class ModelSpec:
     def gan_weights(self) -> Path:
         """The GAN decoder ("sharpen") trained for this model's shipped weights, beside them."""
         return WEIGHTS_DIR / f"{self.name}.gan.safetensors"
+
+    @property
+    def trainable(self) -> bool:
+        """Whether `gencompress train` can train it (an amortized network; overfit trains per image)."""
+        return bool(self.target)
 
     @property
     def shipped(self) -> bool:
@@ -46,6 +54,9 @@ MODELS: dict[str, ModelSpec] = {
                   "vae:MeanScaleHyperprior", {"n": 128, "m": 192}),
         ModelSpec("vae-ctx", "mean-scale hyperprior + checkerboard context (He 2021, 2 passes), 8 qualities by gains",
                   "vae_ctx:CheckerboardHyperprior", {"n": 128, "m": 192}),
+        ModelSpec("overfit", "per-image overfitted codec (Cool-chic family): latent grids and a ~1k-parameter "
+                  "decoder fitted to each tile and sent in the file; exact integer decoder",
+                  "", coder="overfit.coder:OverfitCoder", efforts=EFFORTS),
     )
 }
 DEFAULT_MODEL = "vae"

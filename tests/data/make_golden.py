@@ -1,6 +1,6 @@
 """Write the golden .gcz files of the current format version and the digests of their pixels.
 
-    python tests/data/make_golden.py
+    python tests/data/make_golden.py [CASE ...]     # every case, or only those named
 
 Run once per format version (and, before 1.0, when a model is retrained: docs/FORMAT.md). Files of
 earlier versions (names without a version prefix: version 1) stay as they are, and golden.json
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +28,22 @@ CASES = {  # name: (model, quality, tile size, how to cut the image from the tes
     "ae_q1_rgba": ("ae", 1, 1024, lambda a: np.dstack([a[:21, :30], np.arange(630, dtype=np.uint8).reshape(21, 30)])),
     "ae_q5_1x7": ("ae", 5, 1024, lambda a: a[40:41, 10:17]),
     "vae_q2_tiles": ("vae", 2, 128, lambda a: np.tile(a, (2, 2, 1))[:150, :180]),  # 2 x 2 tiles, blended
+    "overfit_q4_rgb": ("overfit", 4, 1024, lambda a: a[:40, :48]),
+    "overfit_q2_tiles_gray": ("overfit", 2, 128, lambda a: np.tile(a, (2, 2, 1))[:150, :140, 0]),
 }
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     photo = np.asarray(Image.open(HERE / "parrot_96x80.png").convert("RGB"))
     index = HERE / "golden" / "golden.json"
     digests = json.loads(index.read_text()) if index.is_file() else {}
     for case, (model, quality, tile_size, cut) in CASES.items():
+        if names and case not in names:
+            continue
         name = PREFIX + case
+        effort = "fast" if model == "overfit" else None  # the overfit encoder's fewest steps
         data = gencompress.encode(np.ascontiguousarray(cut(photo)), model=model, quality=quality, device="cpu",
-                                  tile_size=tile_size)
+                                  tile_size=tile_size, effort=effort)
         (HERE / "golden" / f"{name}.gcz").write_bytes(data)
         pixels = gencompress.decode(data, device="cpu")
         digests[name] = {"shape": list(pixels.shape), "sha256": hashlib.sha256(pixels.tobytes()).hexdigest()}
@@ -45,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,0 +1,161 @@
+"""The overfitted codec's decoder in exact integer arithmetic (numpy), shared by encoder and decoder.
+
+Every value is an integer held in float64: parameters are integers at a step 2^-k chosen per
+module, activations integers at 2^-FRACTION_BITS, and each layer ends with a floor division by a
+power of two. Magnitudes are clipped so that every product and every partial sum stays below 2^53,
+where float64 is exact: BLAS may sum in any order, on any number of threads, with or without
+AVX-512 or FMA, and get the same integers. So a file decodes to the same latents and the same
+pixels on every machine, which is what lets the pixel checksum be checked everywhere.
+
+The encoder runs this same code on its final parameters, which makes its reconstruction, its
+symbols and its coding tables those of the decoder by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import tables
+from .architecture import (ACTIVATION_LIMIT, FRACTION_BITS, LATENT_LIMIT, NEIGHBOUR_OFFSETS, PARENT_OFFSETS,
+                           Architecture)
+
+ONE = float(1 << FRACTION_BITS)
+
+# take(grid, anchors, shift, table_index) -> symbols: the encoder hands over its known symbols,
+# the decoder reads them from the stream.
+Take = Callable[[int, bool, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class IntegerDecoder:
+    """An architecture with its quantized parameters: tensors of integers (float64) and per
+    module the step exponent k (a parameter's value is integer * 2^-k)."""
+
+    arch: Architecture
+    params: dict[str, np.ndarray]
+    steps: dict[str, int]
+
+    def latents(self, height: int, width: int, take: Take) -> list[np.ndarray]:
+        """The integer latent grids (finest first), decoded coarsest first in checkerboard passes.
+
+        For each pass the entropy model computes every element's shift and table from the grids
+        decoded so far, and take() supplies the symbols (latent - shift).
+        """
+        shapes = self.arch.grid_shapes(height, width)
+        grids: list[np.ndarray] = [np.zeros(0)] * len(shapes)
+        parent = None
+        for i in reversed(range(len(shapes))):
+            h, w = shapes[i]
+            grid = np.zeros((h, w))
+            context = parent_context(parent, h, w)
+            for anchors in (True, False):
+                where = checkerboard(h, w, anchors)
+                if not where.any():
+                    continue
+                feats = context[:, where] if anchors else np.concatenate(
+                    [neighbour_context(grid)[:, where], context[:, where]])
+                mean, log_b = self.arm(feats.T, "arm_anchor" if anchors else "arm_other")
+                shift, index = tables.table_index(mean, log_b)
+                grid[where] = take(i, anchors, shift, index) + shift
+            grids[i] = grid
+            parent = grid
+        return grids
+
+    def arm(self, feats: np.ndarray, module: str) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed-point mean and ln-scale (int64, at 2^-FRACTION_BITS) from contexts (n, inputs) of latents."""
+        x = np.clip(feats, -LATENT_LIMIT, LATENT_LIMIT) * ONE
+        k, layers = self.steps[module], 3
+        for i in range(layers):
+            x = self._linear(x, self.params[f"{module}.{i}.weight"], self.params[f"{module}.{i}.bias"], k)
+            if i < layers - 1:
+                x = np.maximum(x, 0)
+        return x[:, 0].astype(np.int64), x[:, 1].astype(np.int64)
+
+    def synthesize(self, grids: list[np.ndarray]) -> np.ndarray:
+        """Pixels (H, W, 3) uint8 from the latent grids: upsampling, then the synthesis network."""
+        h, w = grids[0].shape
+        taps, k = self.params["upsampling.taps"], self.steps["upsampling"]
+        x = np.clip(grids[-1], -LATENT_LIMIT, LATENT_LIMIT)[None] * ONE
+        for i in reversed(range(len(grids) - 1)):
+            x = upsample(x, taps[i], k)[:, :grids[i].shape[0], :grids[i].shape[1]]
+            x = np.concatenate([x, np.clip(grids[i], -LATENT_LIMIT, LATENT_LIMIT)[None] * ONE])
+        p, ks = self.params, self.steps["synthesis"]
+        flat = x.reshape(x.shape[0], -1).T
+        flat = np.maximum(self._linear(flat, p["synthesis.0.weight"], p["synthesis.0.bias"], ks), 0)
+        flat = self._linear(flat, p["synthesis.1.weight"], p["synthesis.1.bias"], ks)
+        x = flat.T.reshape(3, h, w)
+        x = np.maximum(x + conv3x3(x, p["synthesis.2.weight"], p["synthesis.2.bias"], ks), 0)
+        x = x + conv3x3(x, p["synthesis.3.weight"], p["synthesis.3.bias"], ks)
+        pixels = np.floor(np.clip(x, 0, ONE) * 255 / ONE + 0.5)
+        return pixels.transpose(1, 2, 0).astype(np.uint8)
+
+    @staticmethod
+    def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+        """(n, in) activations -> (n, out): floor((x W^T + b 2^F) / 2^k), clipped."""
+        acc = x @ weight.T
+        acc += bias * ONE
+        return _rescale(acc, k)
+
+
+def checkerboard(h: int, w: int, anchors: bool) -> np.ndarray:
+    """Boolean (h, w) mask of the anchors ((row + col) even) or of the other half."""
+    parity = (np.arange(h)[:, None] + np.arange(w)[None]) % 2
+    return parity == (0 if anchors else 1)
+
+
+def _shifted(padded: np.ndarray, pad: int, dy: int, dx: int, h: int, w: int) -> np.ndarray:
+    return padded[pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+
+
+def neighbour_context(grid: np.ndarray) -> np.ndarray:
+    """(12, h, w): each element's values at NEIGHBOUR_OFFSETS (0 outside the grid)."""
+    h, w = grid.shape
+    padded = np.pad(grid, 2)
+    return np.stack([_shifted(padded, 2, dy, dx, h, w) for dy, dx in NEIGHBOUR_OFFSETS])
+
+
+def parent_context(parent: np.ndarray | None, h: int, w: int) -> np.ndarray:
+    """(9, h, w): the 3x3 neighbourhood of each element's parent (row // 2, col // 2) in the
+    coarser grid (0 outside it, and everywhere for the coarsest grid)."""
+    if parent is None:
+        return np.zeros((len(PARENT_OFFSETS), h, w))
+    ph, pw = parent.shape
+    padded = np.pad(parent, 1)
+    near = np.stack([_shifted(padded, 1, dy, dx, ph, pw) for dy, dx in PARENT_OFFSETS])
+    return near.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+
+
+def upsample(x: np.ndarray, taps: np.ndarray, k: int) -> np.ndarray:
+    """(C, h, w) -> (C, 2h, 2w): the separable symmetric filter along rows, then columns."""
+    return _upsample_last(_upsample_last(x, taps, k).swapaxes(1, 2), taps, k).swapaxes(1, 2)
+
+
+def _upsample_last(x: np.ndarray, taps: np.ndarray, k: int) -> np.ndarray:
+    n = x.shape[-1]
+    p = np.pad(x, ((0, 0), (0, 0), (2, 2)), mode="edge")
+    g0, g1, g2, g3 = taps
+    even = g0 * p[..., 0:n] + g1 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g3 * p[..., 3:n + 3]
+    odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
+    return _rescale(np.stack([even, odd], axis=-1).reshape(*x.shape[:-1], 2 * n), k)
+
+
+def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+    """(C, h, w) -> (C', h, w), edge-replicated borders, in fixed point."""
+    c, h, w = x.shape
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    acc = np.broadcast_to(bias[:, None, None] * ONE, (weight.shape[0], h, w)).copy()
+    for dy in range(3):
+        for dx in range(3):
+            acc += np.tensordot(weight[:, :, dy, dx], p[:, dy:dy + h, dx:dx + w], axes=1)
+    return _rescale(acc, k)
+
+
+def _rescale(acc: np.ndarray, k: int) -> np.ndarray:
+    """floor(acc / 2^k), clipped to the activation range, in place (exact: a power-of-two scaling)."""
+    acc *= 2.0 ** -k
+    np.floor(acc, out=acc)
+    return np.clip(acc, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=acc)
+

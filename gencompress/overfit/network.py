@@ -1,0 +1,163 @@
+"""The encoder's float model of one tile: latent grids and decoder networks, trained by fit.py.
+
+It computes what integer.py computes, in float32 and differentiably: the same contexts, the same
+upsampling and synthesis (architecture.py), plus a rate in bits from continuous Laplace
+distributions. During training the latents are soft-rounded with noise, or rounded with a
+straight-through gradient (quantize()); the file is made from the integer decoder, not from this.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import tables
+from .architecture import CUBIC_TAPS, MODULES, NEIGHBOUR_OFFSETS, PARENT_OFFSETS, Architecture
+
+LATENT_GAIN = 16.0  # latents are stored divided by this: Adam's steps move them 16x faster
+LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCALE_BINS - 1)))
+
+
+class OverfitNet(nn.Module):
+    def __init__(self, arch: Architecture, height: int, width: int):
+        super().__init__()
+        self.arch, self.height, self.width = arch, height, width
+        self.latents = nn.ParameterList(nn.Parameter(torch.zeros(h, w)) for h, w in arch.grid_shapes(height, width))
+        layout = arch.parameters()
+        self.weights = nn.ParameterDict()
+        for module in MODULES:
+            for name, shape in layout[module]:
+                self.weights[_key(name)] = nn.Parameter(torch.zeros(shape))
+        self._initialize()
+        for i, (h, w) in enumerate(arch.grid_shapes(height, width)):  # flat positions of each pass
+            parity = np.add.outer(np.arange(h), np.arange(w)).ravel() % 2
+            self.register_buffer(f"anchors{i}", torch.from_numpy(np.flatnonzero(parity == 0)), persistent=False)
+            self.register_buffer(f"others{i}", torch.from_numpy(np.flatnonzero(parity == 1)), persistent=False)
+
+    def _initialize(self) -> None:
+        """PyTorch's default uniform init for linear layers; zero residual convolutions (identity);
+        cubic upsampling; entropy model outputs start at mean 0, scale 1."""
+        w = self.weights
+        for name, p in w.items():
+            if name.endswith("_weight") and p.dim() == 2:
+                nn.init.kaiming_uniform_(p, a=math.sqrt(5))
+            elif name.endswith("_bias"):
+                fan_in = w[name[:-5] + "_weight"].shape[1]
+                if w[name[:-5] + "_weight"].dim() == 2:
+                    nn.init.uniform_(p, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        for module in ("arm_anchor", "arm_other"):
+            nn.init.zeros_(w[f"{module}_2_weight"])
+            nn.init.zeros_(w[f"{module}_2_bias"])
+        with torch.no_grad():
+            w["upsampling_taps"].copy_(torch.tensor(CUBIC_TAPS).repeat(w["upsampling_taps"].shape[0], 1))
+
+    def named_for_coding(self) -> dict[str, list[tuple[str, Tensor]]]:
+        """Per module, its parameters in coding order (architecture.parameters())."""
+        layout = self.arch.parameters()
+        return {m: [(name, self.weights[_key(name)]) for name, _ in layout[m]] for m in MODULES}
+
+    def network_parameters(self) -> list[Tensor]:
+        return list(self.weights.values())
+
+    def quantize(self, mode: str, temperature: float = 0.3, noise: float = 0.0) -> list[Tensor]:
+        """The latents as the decoder would see them: "round" (straight-through gradient) or "soft"
+        (soft rounding at this temperature plus uniform noise of this width)."""
+        out = []
+        for p in self.latents:
+            y = p * LATENT_GAIN
+            if mode == "round":
+                out.append(y + (torch.round(y) - y).detach())
+            else:
+                m = torch.floor(y) + 0.5
+                soft = m + 0.5 * torch.tanh((y - m) / temperature) / math.tanh(0.5 / temperature)
+                out.append(soft + noise * (torch.rand_like(y) - 0.5))
+        return out
+
+    def rate(self, grids: list[Tensor]) -> Tensor:
+        """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids)."""
+        total = grids[0].new_zeros(())
+        parent = None
+        for i in reversed(range(len(grids))):
+            g = grids[i]
+            h, w = g.shape
+            pctx = _parent_context(parent, h, w, g.device).reshape(len(PARENT_OFFSETS), -1)
+            flat = g.reshape(-1)
+            a, o = getattr(self, f"anchors{i}"), getattr(self, f"others{i}")
+            total = total + _laplace_bits(flat[a], *self._arm(pctx[:, a].T, "arm_anchor"))
+            if o.numel():
+                nctx = _neighbour_context(g).reshape(len(NEIGHBOUR_OFFSETS), -1)
+                feats = torch.cat([nctx[:, o], pctx[:, o]]).T
+                total = total + _laplace_bits(flat[o], *self._arm(feats, "arm_other"))
+            parent = g
+        return total
+
+    def _arm(self, feats: Tensor, module: str) -> tuple[Tensor, Tensor]:
+        w = self.weights
+        x = feats
+        for i in range(3):
+            x = F.linear(x, w[f"{module}_{i}_weight"], w[f"{module}_{i}_bias"])
+            if i < 2:
+                x = F.relu(x)
+        return x[:, 0], x[:, 1]
+
+    def synthesize(self, grids: list[Tensor]) -> Tensor:
+        """(3, H, W) float image in about [0, 1] from the latent grids."""
+        w = self.weights
+        x = grids[-1][None]
+        for i in reversed(range(len(grids) - 1)):
+            x = _upsample(x, w["upsampling_taps"][i])[:, :grids[i].shape[0], :grids[i].shape[1]]
+            x = torch.cat([x, grids[i][None]])
+        x = F.relu(F.conv2d(x[None], w["synthesis_0_weight"][:, :, None, None], w["synthesis_0_bias"]))
+        x = F.conv2d(x, w["synthesis_1_weight"][:, :, None, None], w["synthesis_1_bias"])[0]
+        x = F.relu(x + _conv3x3(x, w["synthesis_2_weight"], w["synthesis_2_bias"]))
+        return x + _conv3x3(x, w["synthesis_3_weight"], w["synthesis_3_bias"])
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _laplace_bits(values: Tensor, mean: Tensor, log_b: Tensor) -> Tensor:
+    """Bits of integer-ish values under Laplace(mean, exp(log_b)) integrated over [v - 0.5, v + 0.5]."""
+    b = torch.exp(log_b.clamp(*LOG_SCALE_RANGE))
+    a = (values - mean).abs()
+    upper, lower = 0.5 - a, -0.5 - a  # by symmetry, the mass of [-a - 0.5, -a + 0.5]
+    cdf_upper = torch.where(upper < 0, 0.5 * torch.exp(upper.clamp(max=0) / b), 1 - 0.5 * torch.exp(-upper.clamp(min=0) / b))
+    p = cdf_upper - 0.5 * torch.exp(lower / b)
+    return -torch.log2(p.clamp(min=2.0 ** -tables.PRECISION)).sum()
+
+
+def _neighbour_context(g: Tensor) -> Tensor:
+    h, w = g.shape
+    p = F.pad(g, (2, 2, 2, 2))
+    return torch.stack([p[2 + dy:2 + dy + h, 2 + dx:2 + dx + w] for dy, dx in NEIGHBOUR_OFFSETS])
+
+
+def _parent_context(parent: Tensor | None, h: int, w: int, device: torch.device) -> Tensor:
+    if parent is None:
+        return torch.zeros(len(PARENT_OFFSETS), h, w, device=device)
+    ph, pw = parent.shape
+    p = F.pad(parent, (1, 1, 1, 1))
+    near = torch.stack([p[1 + dy:1 + dy + ph, 1 + dx:1 + dx + pw] for dy, dx in PARENT_OFFSETS])
+    return near.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
+
+
+def _upsample(x: Tensor, taps: Tensor) -> Tensor:
+    return _upsample_last(_upsample_last(x, taps).transpose(1, 2), taps).transpose(1, 2)
+
+
+def _upsample_last(x: Tensor, taps: Tensor) -> Tensor:
+    n = x.shape[-1]
+    p = F.pad(x, (2, 2), mode="replicate")
+    g0, g1, g2, g3 = taps
+    even = g0 * p[..., 0:n] + g1 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g3 * p[..., 3:n + 3]
+    odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
+    return torch.stack([even, odd], dim=-1).reshape(*x.shape[:-1], 2 * n)
+
+
+def _conv3x3(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    return F.conv2d(F.pad(x[None], (1, 1, 1, 1), mode="replicate"), weight, bias)[0]

@@ -1,0 +1,32 @@
+"""The overfitted codec's two knobs: quality (the rate-distortion trade-off) and effort (steps and decoder size).
+
+Quality q in 1..8 sets lambda in loss = MSE + lambda * bits per pixel (MSE of [0, 1] pixels):
+log-spaced so that Kodak spans about 0.1 to 2 bpp. Effort names a preset of optimization steps and
+decoder size; README gives each one's measured time and rate-distortion on Kodak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .architecture import Architecture
+
+LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 8))
+
+
+@dataclass(frozen=True)
+class Effort:
+    steps: int
+    arch: Architecture = field(default_factory=Architecture)
+    learning_rate: float = 1e-2
+    hard_fraction: float = 0.25  # the last steps round for real (straight-through gradients)
+
+
+EFFORTS: dict[str, Effort] = {
+    "fast": Effort(steps=100),
+    "default": Effort(steps=300),
+    "high": Effort(steps=2000),
+}
+DEFAULT_EFFORT = "default"
