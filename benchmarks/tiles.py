@@ -1,6 +1,7 @@
 """Huge images: peak memory and time of tiled coding against image size, and region decode.
 
     python benchmarks/tiles.py [--sizes 1,4,16,50] [--model vae] [--quality 3] [--tile 1024] [--threads 2]
+    python benchmarks/tiles.py --model overfit --effort fast --steps 2   # memory of the overfitted codec
 
 The test image of each size is a mosaic of the 24 Kodak photos (flipped in turn so that no two
 neighbours repeat), cut to a 3:2 frame of that many megapixels. Each size runs in fresh processes,
@@ -9,6 +10,9 @@ one for encoding and one for decoding, so the peak resident set (ru_maxrss) of e
 reading the input (PNG or .gcz) and, for encoding, writing the .gcz file;
 --tile 0 codes the image as one tile (whole-image coding), for comparison. A 512x512 region from
 the middle of the image is decoded too. One JSON line per size, then a table.
+For `overfit`, --effort picks the preset and --steps replaces its step count: the encoder's memory
+does not depend on the number of steps, its time grows with them (then the time and rate-distortion
+are not the preset's).
 """
 
 from __future__ import annotations
@@ -29,12 +33,18 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[5]))
 from PIL import Image
 from gencompress.codec import Codec, load_model
-step, path, model, quality, threads, tile = sys.argv[1:7]
+step, path, model, quality, threads, tile, effort, steps = sys.argv[1:9]
+effort = effort or None
+if int(steps):
+    import dataclasses
+    from gencompress.overfit import presets
+    name = effort or presets.DEFAULT_EFFORT
+    presets.EFFORTS[name] = dataclasses.replace(presets.EFFORTS[name], steps=int(steps))
 load_model(model, "cpu")  # weights and tables: not part of the timings
 start = time.perf_counter()
 if step == "encode":
     image = np.asarray(Image.open(path).convert("RGB"))
-    data = Codec(model, int(quality), "cpu", tile_size=int(tile)).encode(image)
+    data = Codec(model, int(quality), "cpu", tile_size=int(tile), effort=effort).encode(image)
     open(path + ".gcz", "wb").write(data)
     elapsed = time.perf_counter() - start
     out = {"bytes": len(data)}
@@ -83,7 +93,7 @@ def mosaic(megapixels: float, path: Path) -> tuple[int, int]:
 
 def run(step: str, path: Path, args: argparse.Namespace, tile: int) -> dict:
     proc = subprocess.run([sys.executable, "-c", CHILD, step, str(path), args.model, str(args.quality),
-                           str(args.threads), str(tile)], capture_output=True, text=True)
+                           str(args.threads), str(tile), args.effort or "", str(args.steps)], capture_output=True, text=True)
     if proc.returncode:
         return {"error": (proc.stderr.strip().splitlines() or ["killed"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -96,6 +106,8 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--tile", type=int, default=1024, help="tile size; 0: the whole image as one tile")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--effort", help="overfit: the effort preset (default: default)")
+    parser.add_argument("--steps", type=int, default=0, help="overfit: replace the preset's step count (0: keep it)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +124,9 @@ def main() -> None:
                 row["region"] = run("region", path, args, tile)
             print(json.dumps(row), flush=True)
             rows.append(row)
-    print(f"\n{args.model} q{args.quality}, {args.threads} threads, CPU; tile {args.tile or 'whole image'}")
+    steps = f", {args.steps} steps per tile" if args.steps else ""
+    print(f"\n{args.model} q{args.quality}{' effort ' + args.effort if args.effort else ''}{steps}, {args.threads} "
+          f"threads, CPU; tile {args.tile or 'whole image'}")
     print("| MP | size | bpp | PSNR | encode s | encode peak RSS | decode s | decode peak RSS | 512² region s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -24,8 +24,9 @@ def parse_qualities(values: tuple[str, ...]) -> dict[str, list[float]] | None:
 @click.command()
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("--codecs", default="vae,ae,jpeg,webp,avif,jxl,heic,jpeg2000", show_default=True,
-              help="Comma-separated: model names (MODEL+sharpen: decoded by its GAN decoder) and jpeg, "
-                   "jpeg444, webp, avif, jxl, heic, jpeg2000.")
+              help="Comma-separated: model names (MODEL+sharpen: decoded by its GAN decoder; "
+                   "MODEL@EFFORT: at an effort preset, e.g. overfit@fast) and jpeg, jpeg444, webp, avif, jxl, "
+                   "heic, jpeg2000.")
 @click.option("--qualities", multiple=True, help="Settings of one codec, e.g. jpeg=10,50,90 (repeatable).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="For our models; default cuda when available.")
 @click.option("--out", "out_dir", default="bench-out", show_default=True,

@@ -55,8 +55,8 @@ SHARPEN_SUFFIX = "+sharpen"
 
 
 def runner(name: str, device: str | None = None) -> Runner:
-    """A Runner for a registered model name ("vae", or "vae+sharpen": decoded by its GAN decoder)
-    or a classical codec name; raises LookupError if unavailable."""
+    """A Runner for a registered model name ("vae"; "vae+sharpen": decoded by its GAN decoder;
+    "overfit@high": at an effort preset) or a classical codec name; LookupError if unavailable."""
     if name.endswith(SHARPEN_SUFFIX) and name[:-len(SHARPEN_SUFFIX)] in registry.MODELS:
         base = runner(name[:-len(SHARPEN_SUFFIX)], device)
         from .codec import Codec, SharpenError, load_sharpener
@@ -70,19 +70,29 @@ def runner(name: str, device: str | None = None) -> Runner:
         return Runner(name, base.settings, base.encode, lambda data: codec.decode(data, sharpen=1.0),
                       base.info | {"settings": base.info["settings"] + ", decoded with --sharpen 1",
                                    "gan_sha256": gan})
-    if name in registry.MODELS:
-        if not registry.MODELS[name].shipped:
+    model, _, effort = name.partition("@")  # "overfit@high": a model at an effort preset
+    if model in registry.MODELS:
+        if not registry.MODELS[model].shipped:
             raise LookupError(f"{name}: this installation has no trained weights for it")
         from . import __version__
         from .codec import Codec, load_model
 
-        codecs = {q: Codec(model=name, quality=q, device=device) for q in range(1, 9)}
-        weights = load_model(name, codecs[1].device).sha256.hex()
+        try:
+            codecs = {q: Codec(model=model, quality=q, device=device, effort=effort or None) for q in range(1, 9)}
+        except ValueError as exc:
+            raise LookupError(f"{name}: {exc}") from None
+        weights = load_model(model, codecs[1].device).sha256.hex()
+        preset = {}
+        if registry.MODELS[model].efforts:  # what the effort means, so a changed preset is measured again
+            from .overfit.presets import DEFAULT_EFFORT, EFFORTS, RECIPE
+
+            preset = {"effort": effort or DEFAULT_EFFORT, "preset": repr(EFFORTS[effort or DEFAULT_EFFORT]),
+                      "recipe": RECIPE}
         return Runner(name, tuple(range(1, 9)), lambda rgb, q: codecs[int(q)].encode(rgb),
                       lambda data: codecs[1].decode(data),
                       {"settings": f"gencompress {name}, quality 1..8 on {codecs[1].device}",
                        "weights_sha256": weights, "format_version": container.FORMAT_VERSION,
-                       "versions": {"gencompress": __version__}})
+                       "versions": {"gencompress": __version__}} | preset)
     if name in classical.CODECS:
         c = classical.CODECS[name]
         if not c.available():

@@ -72,11 +72,17 @@ class Tables:
 
 
 def _grouped(indexes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order that groups symbols by table (stable), the tables present, and their group sizes."""
+    """Order that groups symbols by table (stable), the tables present, and their group sizes.
+
+    Indexes are non-negative table numbers; below 2^15 they are sorted as int16, which numpy's
+    stable sort does by radix (the same order, several times faster)."""
     flat = indexes.ravel()
+    if flat.size and flat.max() < 1 << 15:
+        flat = flat.astype(np.int16)
     order = np.argsort(flat, kind="stable")
-    tables, counts = np.unique(flat, return_counts=True)
-    return order, tables, counts
+    counts = np.bincount(flat)
+    tables = np.flatnonzero(counts)
+    return order, tables, counts[tables]
 
 
 def _positions(symbols: np.ndarray, indexes: np.ndarray, tables: Tables):

@@ -1,6 +1,7 @@
 """numcodecs codec `gencompress`: uint8 image chunks (HxW or HxWxC, C = 1, 3, 4) to .gcz bytes and back.
 
     numcodecs.get_codec({"id": "gencompress", "model": "vae", "quality": 3})
+    numcodecs.get_codec({"id": "gencompress", "model": "overfit", "quality": 4, "effort": "fast"})
 
 is found through the `numcodecs.codecs` entry point (install the `gencompress[zarr]` extra). As a
 zarr v2 compressor it receives each chunk with its shape; chunks of an image stack such as
@@ -33,13 +34,14 @@ def image_view(chunk: Any) -> np.ndarray:
 
 
 class GenCompress(NumcodecsCodec):
-    """Learned lossy image compression as a numcodecs codec; config: model, quality (1..8)."""
+    """Learned lossy image compression as a numcodecs codec; config: model, quality (1..8) and,
+    for models that optimize while encoding (overfit), effort."""
 
     codec_id = "gencompress"
 
-    def __init__(self, model: str = DEFAULT_MODEL, quality: int = 3):
-        self.model, self.quality = model, int(quality)
-        self._codec = Codec(model=model, quality=self.quality)
+    def __init__(self, model: str = DEFAULT_MODEL, quality: int = 3, effort: str | None = None):
+        self.model, self.quality, self.effort = model, int(quality), effort
+        self._codec = Codec(model=model, quality=self.quality, effort=effort)
 
     def encode(self, buf: Any) -> bytes:
         return self._codec.encode(image_view(ensure_ndarray(buf)))
@@ -49,7 +51,8 @@ class GenCompress(NumcodecsCodec):
         return ndarray_copy(image, out) if out is not None else image
 
     def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id, "model": self.model, "quality": self.quality}
+        return self._codec.get_config()
 
     def __repr__(self) -> str:
-        return f"GenCompress(model={self.model!r}, quality={self.quality})"
+        effort = f", effort={self.effort!r}" if self.effort else ""
+        return f"GenCompress(model={self.model!r}, quality={self.quality}{effort})"

@@ -2,7 +2,7 @@
 
 Open reads only the header: size and mode are known before decoding, so Pillow's
 decompression-bomb check (Image.MAX_IMAGE_PIXELS) applies before any pixel is made. The pixels are
-decoded on load(). Save options: quality (1..8, default 3), model (default the codec's default).
+decoded on load(). Save options: quality (1..8, default 3), model (default the codec's default), effort (overfit).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class GczDecoder(ImageFile.PyDecoder):
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     options = im.encoderinfo
-    codec = Codec(model=options.get("model", DEFAULT_MODEL), quality=int(options.get("quality", 3)))
+    codec = Codec(model=options.get("model", DEFAULT_MODEL), quality=int(options.get("quality", 3)),
+                  effort=options.get("effort"))
     fp.write(codec.encode(im))
 
 

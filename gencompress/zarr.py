@@ -23,15 +23,16 @@ from .numcodecs import GenCompress
 
 @dataclass(frozen=True)
 class GenCompressCodec(ArrayBytesCodec):
-    """Each chunk becomes one .gcz file; configuration: model, quality (1..8)."""
+    """Each chunk becomes one .gcz file; configuration: model, quality (1..8), effort (overfit)."""
 
     is_fixed_size = False
     model: str = DEFAULT_MODEL
     quality: int = 3
+    effort: str | None = None
     _codec: GenCompress = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_codec", GenCompress(self.model, self.quality))
+        object.__setattr__(self, "_codec", GenCompress(self.model, self.quality, self.effort))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenCompressCodec:
@@ -39,7 +40,8 @@ class GenCompressCodec(ArrayBytesCodec):
         return cls(**(config or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": "gencompress", "configuration": {"model": self.model, "quality": self.quality}}
+        config = {"model": self.model, "quality": self.quality} | ({"effort": self.effort} if self.effort else {})
+        return {"name": "gencompress", "configuration": config}
 
     def validate(self, *, shape: Any, dtype: Any, chunk_grid: Any) -> None:
         if str(dtype.to_native_dtype()) != "uint8":

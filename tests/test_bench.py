@@ -93,6 +93,20 @@ def test_a_model_without_gan_decoder_cannot_be_benched_sharpened():
         bench.runner("ae+sharpen", "cpu")
 
 
+def test_models_bench_at_an_effort_and_the_preset_is_part_of_the_identity(monkeypatch, rgb):
+    from gencompress.overfit import presets
+
+    monkeypatch.setitem(presets.EFFORTS, "fast", presets.Effort(steps=2))
+    fast = bench.runner("overfit@fast", "cpu")
+    assert fast.info["effort"] == "fast" and bench.runner("overfit", "cpu").info["effort"] == "default"
+    row = bench.measure(fast, 3, np.ascontiguousarray(rgb[:24, :32]))
+    assert row["bytes"] > 0 and row["psnr"] > 0
+    monkeypatch.setitem(presets.EFFORTS, "fast", presets.Effort(steps=3))
+    assert bench.runner("overfit@fast", "cpu").identity != fast.identity
+    with pytest.raises(LookupError, match="effort"):
+        bench.runner("vae@fast", "cpu")
+
+
 def test_published_curves_and_plots(result, tmp_path):
     res, cfg = result
     published = tmp_path / "pub.json"

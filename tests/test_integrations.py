@@ -80,3 +80,27 @@ def test_pillow_knows_the_size_before_decoding(tmp_path, rgb, monkeypatch):
         Image.open(path)
     with pytest.raises(Image.UnidentifiedImageError):
         Image.open(io.BytesIO(b"\x89GCZ\r\n\x1a\n" + b"\x00" * 40))  # our magic, broken header
+
+
+def test_the_overfitted_codec_through_numcodecs_zarr_and_pillow(tmp_path, rgb, monkeypatch):
+    from gencompress.overfit import presets
+    from gencompress.pillow import register
+    from gencompress.zarr import GenCompressCodec
+
+    monkeypatch.setitem(presets.EFFORTS, "fast", presets.Effort(steps=3))
+    config = {"id": "gencompress", "model": "overfit", "quality": 5, "effort": "fast"}
+    codec = numcodecs.get_codec(config)
+    assert codec.get_config() == config
+    images = np.stack([rgb[:24, :32], rgb[8:32, 8:40]])
+    v3 = GenCompressCodec(model="overfit", quality=5, effort="fast")
+    assert v3.to_dict()["configuration"] == {"model": "overfit", "quality": 5, "effort": "fast"}
+    arr = zarr.create_array(str(tmp_path / "o.zarr"), shape=images.shape, chunks=(1, 24, 32, 3), dtype="uint8",
+                            serializer=v3, compressors=None)
+    arr[:] = images
+    back = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")[:]
+    for original, decoded in zip(images, back):  # the overfit encoder is seeded: same chunk, same bytes
+        assert np.array_equal(decoded, gencompress.decode(codec.encode(original)))
+    register()
+    Image.fromarray(rgb[:20, :20]).save(tmp_path / "o.gcz", model="overfit", effort="fast")
+    with Image.open(tmp_path / "o.gcz") as im:
+        assert im.info["model"] == "overfit" and im.size == (20, 20)

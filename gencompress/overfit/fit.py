@@ -28,37 +28,37 @@ def fit(image: np.ndarray, lam: float, effort: Effort, device: torch.device, pro
     """A model of one tile (uint8 h x w x 3) after effort.steps optimization steps."""
     h, w = image.shape[:2]
     target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(SEED)
-        net = OverfitNet(effort.arch, h, w).to(device)
-        networks = net.network_parameters()
-        optimizer = torch.optim.Adam(net.parameters(), lr=effort.learning_rate)
-        hard_from = int(effort.steps * (1 - effort.hard_fraction))
-        bar = _bar(effort.steps, progress, label)
-        for step in range(effort.steps):
-            t = step / max(effort.steps - 1, 1)
-            for group in optimizer.param_groups:
-                group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
-            if step >= hard_from:
-                grids = net.quantize("round")
-            else:
-                u = step / max(hard_from, 1)
-                grids = net.quantize("soft", temperature=0.3 - 0.2 * u, noise=1.0 - 0.7 * u)
-            x_hat = net.synthesize(grids)
-            mse = F.mse_loss(x_hat, target)
-            bits = net.rate(grids)
-            loss = mse + lam * bits / (h * w)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(networks, GRADIENT_CLIP)
-            optimizer.step()
-            if bar is not None:
-                bar.update()
-                if step % 10 == 0 or step == effort.steps - 1:
-                    psnr = -10 * math.log10(max(float(F.mse_loss(x_hat.detach().clamp(0, 1), target)), 1e-10))
-                    bar.set_postfix(bpp=f"{float(bits.detach()) / (h * w):.3f}", psnr=f"{psnr:.2f}", refresh=False)
+    net = OverfitNet(effort.arch, h, w, SEED).to(device)
+    networks = net.network_parameters()
+    optimizer = torch.optim.Adam([{"params": list(net.latents), "lr": effort.learning_rate, "base": effort.learning_rate},
+                                  {"params": networks, "lr": effort.network_learning_rate,
+                                   "base": effort.network_learning_rate}])
+    hard_from = int(effort.steps * (1 - effort.hard_fraction))
+    bar = _bar(effort.steps, progress, label)
+    for step in range(effort.steps):
+        t = step / max(effort.steps - 1, 1)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base"] * 0.5 * (1 + math.cos(math.pi * t))
+        if step >= hard_from:
+            grids = net.quantize("round")
+        else:
+            u = step / max(hard_from, 1)
+            grids = net.quantize("soft", temperature=0.3 - 0.2 * u, noise=1.0 - 0.7 * u)
+        x_hat = net.synthesize(grids)
+        mse = F.mse_loss(x_hat, target)
+        bits = net.rate(grids)
+        loss = mse + lam * bits / (h * w)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(networks, GRADIENT_CLIP)
+        optimizer.step()
         if bar is not None:
-            bar.close()
+            bar.update()
+            if step % 10 == 0 or step == effort.steps - 1:
+                psnr = -10 * math.log10(max(float(F.mse_loss(x_hat.detach().clamp(0, 1), target)), 1e-10))
+                bar.set_postfix(bpp=f"{float(bits.detach()) / (h * w):.3f}", psnr=f"{psnr:.2f}", refresh=False)
+    if bar is not None:
+        bar.close()
     return net
 
 

@@ -23,8 +23,11 @@ LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCA
 
 
 class OverfitNet(nn.Module):
-    def __init__(self, arch: Architecture, height: int, width: int):
+    def __init__(self, arch: Architecture, height: int, width: int, seed: int = 0):
         super().__init__()
+        # Its own random numbers (initialization, quantization noise), not torch's global ones:
+        # fits running in several threads at once stay reproducible.
+        self.generator = torch.Generator().manual_seed(seed)
         self.arch, self.height, self.width = arch, height, width
         self.latents = nn.ParameterList(nn.Parameter(torch.zeros(h, w)) for h, w in arch.grid_shapes(height, width))
         layout = arch.parameters()
@@ -44,11 +47,11 @@ class OverfitNet(nn.Module):
         w = self.weights
         for name, p in w.items():
             if name.endswith("_weight") and p.dim() == 2:
-                nn.init.kaiming_uniform_(p, a=math.sqrt(5))
+                nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=self.generator)
             elif name.endswith("_bias"):
                 fan_in = w[name[:-5] + "_weight"].shape[1]
                 if w[name[:-5] + "_weight"].dim() == 2:
-                    nn.init.uniform_(p, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+                    nn.init.uniform_(p, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), generator=self.generator)
         for module in ("arm_anchor", "arm_other"):
             nn.init.zeros_(w[f"{module}_2_weight"])
             nn.init.zeros_(w[f"{module}_2_bias"])
@@ -74,7 +77,8 @@ class OverfitNet(nn.Module):
             else:
                 m = torch.floor(y) + 0.5
                 soft = m + 0.5 * torch.tanh((y - m) / temperature) / math.tanh(0.5 / temperature)
-                out.append(soft + noise * (torch.rand_like(y) - 0.5))
+                u = torch.rand(y.shape, generator=self.generator).to(y.device)  # (the same numbers on any device)
+                out.append(soft + noise * (u - 0.5))
         return out
 
     def rate(self, grids: list[Tensor]) -> Tensor:

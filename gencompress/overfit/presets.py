@@ -13,6 +13,10 @@ import numpy as np
 
 from .architecture import Architecture
 
+# The encoder's recipe (schedule, initialization, parameter coding): bump it with any change that
+# changes the files it makes, so benchmarks measure again instead of reading cached rows.
+RECIPE = 1
+
 LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 8))
 
 
@@ -20,13 +24,16 @@ LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 
 class Effort:
     steps: int
     arch: Architecture = field(default_factory=Architecture)
-    learning_rate: float = 1e-2
+    learning_rate: float = 1e-2  # of the latents (Adam; cosine decay)
+    network_learning_rate: float = 1e-2  # of the decoder's networks
     hard_fraction: float = 0.25  # the last steps round for real (straight-through gradients)
 
 
+# Steps sized by time on a 2-core CPU (0.46 s per step for 768x512 with 2 threads,
+# `python benchmarks/overfit_speed.py`): fast ~20 s, default within 60 s, high within 10 minutes.
 EFFORTS: dict[str, Effort] = {
-    "fast": Effort(steps=100),
-    "default": Effort(steps=300),
-    "high": Effort(steps=2000),
+    "fast": Effort(steps=40),
+    "default": Effort(steps=120),
+    "high": Effort(steps=1200),
 }
 DEFAULT_EFFORT = "default"
