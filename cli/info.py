@@ -51,6 +51,8 @@ def models(as_json):
         click.echo(f"{row['name']}: {row['description']}")
         click.echo(f"    weights {row['weights']} ({row['weights_bytes'] / 1e6:.1f} MB, sha256 {row['sha256'][:12]})")
         click.echo(f"    GAN decoder (decode --sharpen): {row['gan_decoder'] or 'none'}")
+        if row["efforts"]:
+            click.echo(f"    efforts (encode --effort): {', '.join(row['efforts'])}")
         for point in row.get("kodak", []):
             click.echo(f"    quality {point['quality']}: {point['bpp']:.3f} bpp, {point['psnr']:.2f} dB PSNR, "
                        f"{point['ms_ssim']:.4f} MS-SSIM")

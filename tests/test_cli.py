@@ -145,3 +145,19 @@ def test_tiles_and_region(photo):
     for proc, message in ((run("decode", str(gcz), "--region", "1,2,3", "-o", str(out), "-f"), "X,Y,WIDTH,HEIGHT"),
                           (run("encode", str(photo), "--tile", "100", "-f"), "tile size")):
         assert proc.returncode == 2 and message in proc.stderr.decode() and b"Traceback" not in proc.stderr
+
+
+def test_overfit_encode_shows_progress_and_ctrl_c_leaves_no_output(photo):
+    import signal
+    import time
+
+    proc = subprocess.Popen([*CLI, "encode", str(photo), "--model", "overfit", "--effort", "high", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, deadline = b"", time.monotonic() + 120
+    while b"step" not in seen and time.monotonic() < deadline:  # the progress bar: steps, bpp, PSNR, time left
+        seen += proc.stderr.read1(4096)
+    proc.send_signal(signal.SIGINT)
+    err = seen + proc.communicate(timeout=60)[1]
+    assert b"step" in seen and proc.returncode != 0
+    assert b"Traceback" not in err and b"Aborted" in err
+    assert sorted(p.name for p in photo.parent.iterdir()) == ["photo.png"]  # no .gcz, no temporary file

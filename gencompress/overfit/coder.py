@@ -49,10 +49,16 @@ class OverfitCoder:
         return out
 
     def check_streams(self, header: Header, tiles: Sequence[TileData]) -> None:
-        """Each tile's streams must at least hold its preamble and an entropy stream's minimum;
-        the latents themselves are bounded by the tile size the container already checked."""
+        """Each tile needs a preamble and an entropy stream long enough for the latents its size
+        implies at the cheapest table's rate (half of it: constriction's rounding), so a small file
+        cannot make the decoder allocate for a large image."""
         if any(len(t.streams) != 2 or len(t.streams[1]) < 4 for t in tiles):
             raise FormatError("corrupt .gcz file (an overfit tile needs a preamble and an entropy stream)")
+        cheapest = float(self.tables.min_bits.min())
+        for tile, data in zip(header.grid.tiles(), tiles):
+            latents = tile.height * tile.width  # the finest grid alone: any architecture has it
+            if 0.5 * latents * cheapest > 8 * len(data.streams[1]) + 64:
+                raise FormatError("corrupt .gcz file (streams too short for the image size it claims)")
 
     def decode_tile(self, header: Header, tile: Tile, data: TileData, verify: bool,
                     sharpen: float | None = None) -> np.ndarray:

@@ -75,10 +75,8 @@ class OverfitNet(nn.Module):
             if mode == "round":
                 out.append(y + (torch.round(y) - y).detach())
             else:
-                m = torch.floor(y) + 0.5
-                soft = m + 0.5 * torch.tanh((y - m) / temperature) / math.tanh(0.5 / temperature)
                 u = torch.rand(y.shape, generator=self.generator).to(y.device)  # (the same numbers on any device)
-                out.append(soft + noise * (u - 0.5))
+                out.append(_soft_round(y, temperature) + noise * (u - 0.5))
         return out
 
     def rate(self, grids: list[Tensor]) -> Tensor:
@@ -119,6 +117,12 @@ class OverfitNet(nn.Module):
         x = F.conv2d(x, w["synthesis_1_weight"][:, :, None, None], w["synthesis_1_bias"])[0]
         x = F.relu(x + _conv3x3(x, w["synthesis_2_weight"], w["synthesis_2_bias"]))
         return x + _conv3x3(x, w["synthesis_3_weight"], w["synthesis_3_bias"])
+
+
+def _soft_round(y: Tensor, temperature: float) -> Tensor:
+    """A differentiable rounding: the identity as temperature grows, rounding as it shrinks."""
+    m = torch.floor(y) + 0.5
+    return m + 0.5 * torch.tanh((y - m) / temperature) / math.tanh(0.5 / temperature)
 
 
 def _key(name: str) -> str:

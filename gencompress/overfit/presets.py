@@ -26,6 +26,8 @@ class Effort:
     arch: Architecture = field(default_factory=Architecture)
     learning_rate: float = 1e-2  # of the latents (Adam; cosine decay)
     network_learning_rate: float = 1e-2  # of the decoder's networks
+    latent_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decays for the latents ...
+    network_betas: tuple[float, float] = (0.9, 0.999)  # ... and for the networks
     hard_fraction: float = 0.25  # the last steps round for real (straight-through gradients)
 
 
