@@ -56,6 +56,9 @@ class OverfitNet(nn.Module):
             nn.init.zeros_(w[f"{module}_2_weight"])
             nn.init.zeros_(w[f"{module}_2_bias"])
         with torch.no_grad():
+            # The synthesis starts at mid-grey: its first residual layer ends in a ReLU, which a
+            # negative start would close, and no gradient would reach the latents.
+            w["synthesis_1_bias"].fill_(0.5)
             w["upsampling_taps"].copy_(torch.tensor(CUBIC_TAPS).repeat(w["upsampling_taps"].shape[0], 1))
 
     def named_for_coding(self) -> dict[str, list[tuple[str, Tensor]]]:
