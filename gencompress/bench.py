@@ -179,8 +179,10 @@ def average(rows: list[dict]) -> dict[str, Any]:
     return out
 
 
-def bd_table(curves: dict[str, list[dict]], anchors: dict[str, list[dict]]) -> dict[str, dict[str, dict]]:
-    """{anchor: {codec: {"psnr": %, "ms_ssim_db": %}}}; None where the curves do not overlap."""
+def bd_table(curves: dict[str, list[dict]], anchors: dict[str, list[dict]],
+             min_points: int = 4) -> dict[str, dict[str, dict]]:
+    """{anchor: {codec: {"psnr": %, "ms_ssim_db": %}}}; None where the curves do not overlap or
+    either has fewer than min_points points."""
     table: dict[str, dict[str, dict]] = {}
     for anchor_name, anchor in anchors.items():
         for name, points in curves.items():
@@ -190,7 +192,7 @@ def bd_table(curves: dict[str, list[dict]], anchors: dict[str, list[dict]]) -> d
             for metric in ("psnr", "ms_ssim_db"):
                 a = [p for p in anchor if p.get(metric) is not None]
                 t = [p for p in points if p.get(metric) is not None]
-                entry[metric] = _bd(a, t, metric) if len(a) >= 4 and len(t) >= 4 else None
+                entry[metric] = _bd(a, t, metric) if len(a) >= min_points and len(t) >= min_points else None
             table.setdefault(anchor_name, {})[name] = entry
     return table
 
