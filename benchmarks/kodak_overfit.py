@@ -40,7 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"overfit@{args.effort}"
+    from gencompress.overfit.presets import DEFAULT_EFFORT
+
+    name = "overfit" if args.effort == DEFAULT_EFFORT else f"overfit@{args.effort}"  # as `gencompress bench` names it
     cfg = bench.BenchConfig(dirs=[str(args.kodak)], codecs=[name, "jpeg"], device="cpu", out=str(args.out),
                             qualities={name: [float(q) for q in args.qualities.split(",")]},
                             published=str(published_curves(args.out)))
