@@ -30,17 +30,13 @@ def fit(image: np.ndarray, lam: float, effort: Effort, device: torch.device, pro
     target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
     net = OverfitNet(effort.arch, h, w, SEED).to(device)
     networks = net.network_parameters()
-    optimizer = torch.optim.Adam([
-        {"params": list(net.latents), "lr": effort.learning_rate, "base": effort.learning_rate,
-         "betas": effort.latent_betas},
-        {"params": networks, "lr": effort.network_learning_rate, "base": effort.network_learning_rate,
-         "betas": effort.network_betas}])
+    optimizer = torch.optim.Adam(net.parameters(), lr=effort.learning_rate)
     hard_from = int(effort.steps * (1 - effort.hard_fraction))
     bar = _bar(effort.steps, progress, label)
     for step in range(effort.steps):
         t = step / max(effort.steps - 1, 1)
         for group in optimizer.param_groups:
-            group["lr"] = group["base"] * 0.5 * (1 + math.cos(math.pi * t))
+            group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
         if step >= hard_from:
             grids = net.quantize("round")
         else:

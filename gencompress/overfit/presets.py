@@ -24,10 +24,7 @@ LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 
 class Effort:
     steps: int
     arch: Architecture = field(default_factory=Architecture)
-    learning_rate: float = 1e-2  # of the latents (Adam; cosine decay)
-    network_learning_rate: float = 1e-2  # of the decoder's networks
-    latent_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decays for the latents ...
-    network_betas: tuple[float, float] = (0.9, 0.999)  # ... and for the networks
+    learning_rate: float = 1e-2  # Adam, latents and networks alike; cosine decay
     hard_fraction: float = 0.1  # the last steps round for real (straight-through gradients)
 
 
