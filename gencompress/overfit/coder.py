@@ -1,7 +1,7 @@
 """The overfitted family for the Codec: fit each tile, code it; decode it with the integer decoder.
 
-Tiles do not share networks: each tile gets its own latents and decoder (about 1,100 parameters,
-1 KB or less in the file), fitted to its own pixels. That keeps tiles independent as the format
+Tiles do not share networks: each tile gets its own latents and decoder (1,075 parameters with
+the default architecture), fitted to its own pixels. That keeps tiles independent as the format
 requires (a region decodes from the tiles it touches), lets tiles be encoded in parallel on
 different machines, and bounds the encoder's memory by the tile, not the image. Decoding is pure
 numpy in exact integer arithmetic (integer.py): the pixels are the same on every machine, so the
