@@ -19,6 +19,7 @@ from . import tables
 from .architecture import CUBIC_TAPS, MODULES, NEIGHBOUR_OFFSETS, PARENT_OFFSETS, Architecture
 
 LATENT_GAIN = 16.0  # latents are stored divided by this: Adam's steps move them 16x faster
+COLUMN_CHUNK = 32768  # columns per block in _columns_mlp
 LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCALE_BINS - 1)))
 
 
@@ -92,22 +93,19 @@ class OverfitNet(nn.Module):
             pctx = _parent_context(parent, h, w, g.device).reshape(len(PARENT_OFFSETS), -1)
             flat = g.reshape(-1)
             a, o = getattr(self, f"anchors{i}"), getattr(self, f"others{i}")
-            total = total + _laplace_bits(flat[a], *self._arm(pctx[:, a].T, "arm_anchor"))
+            total = total + _laplace_bits(flat[a], *self._arm(pctx[:, a], "arm_anchor"))
             if o.numel():
                 nctx = _neighbour_context(g).reshape(len(NEIGHBOUR_OFFSETS), -1)
-                feats = torch.cat([nctx[:, o], pctx[:, o]]).T
+                feats = torch.cat([nctx[:, o], pctx[:, o]])
                 total = total + _laplace_bits(flat[o], *self._arm(feats, "arm_other"))
             parent = g
         return total
 
     def _arm(self, feats: Tensor, module: str) -> tuple[Tensor, Tensor]:
+        """Mean and log-scale of each column of feats (features x latents)."""
         w = self.weights
-        x = feats
-        for i in range(3):
-            x = F.linear(x, w[f"{module}_{i}_weight"], w[f"{module}_{i}_bias"])
-            if i < 2:
-                x = F.relu(x)
-        return x[:, 0], x[:, 1]
+        x = _columns_mlp(feats, [(w[f"{module}_{i}_weight"], w[f"{module}_{i}_bias"]) for i in range(3)])
+        return x[0], x[1]
 
     def synthesize(self, grids: list[Tensor]) -> Tensor:
         """(3, H, W) float image in about [0, 1] from the latent grids."""
@@ -116,8 +114,8 @@ class OverfitNet(nn.Module):
         for i in reversed(range(len(grids) - 1)):
             x = _upsample(x, w["upsampling_taps"][i])[:, :grids[i].shape[0], :grids[i].shape[1]]
             x = torch.cat([x, grids[i][None]])
-        x = F.relu(F.conv2d(x[None], w["synthesis_0_weight"][:, :, None, None], w["synthesis_0_bias"]))
-        x = F.conv2d(x, w["synthesis_1_weight"][:, :, None, None], w["synthesis_1_bias"])[0]
+        layers = [(w[f"synthesis_{i}_weight"], w[f"synthesis_{i}_bias"]) for i in range(2)]
+        x = _columns_mlp(x.reshape(x.shape[0], -1), layers).reshape(3, *x.shape[1:])
         x = F.relu(x + _conv3x3(x, w["synthesis_2_weight"], w["synthesis_2_bias"]))
         return x + _conv3x3(x, w["synthesis_3_weight"], w["synthesis_3_bias"])
 
@@ -168,6 +166,19 @@ def _upsample_last(x: Tensor, taps: Tensor) -> Tensor:
     even = g0 * p[..., 0:n] + g1 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g3 * p[..., 3:n + 3]
     odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
     return torch.stack([even, odd], dim=-1).reshape(*x.shape[:-1], 2 * n)
+
+
+def _columns_mlp(x: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """A per-column MLP (ReLU between layers) of x (features x N), in chunks of columns: small
+    matrices times cache-sized blocks run about 8x faster than one product over a whole image."""
+    out = []
+    for block in x.split(COLUMN_CHUNK, dim=1):
+        for i, (weight, bias) in enumerate(layers):
+            block = torch.addmm(bias[:, None], weight, block)
+            if i < len(layers) - 1:
+                block = F.relu(block)
+        out.append(block)
+    return torch.cat(out, dim=1)
 
 
 def _conv3x3(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
