@@ -116,8 +116,9 @@ class OverfitNet(nn.Module):
             x = torch.cat([x, grids[i][None]])
         layers = [(w[f"synthesis_{i}_weight"], w[f"synthesis_{i}_bias"]) for i in range(2)]
         x = _columns_mlp(x.reshape(x.shape[0], -1), layers).reshape(3, *x.shape[1:])
+        x = x[None].contiguous(memory_format=torch.channels_last)  # 3 channels: 3x faster convolutions
         x = F.relu(x + _conv3x3(x, w["synthesis_2_weight"], w["synthesis_2_bias"]))
-        return x + _conv3x3(x, w["synthesis_3_weight"], w["synthesis_3_bias"])
+        return (x + _conv3x3(x, w["synthesis_3_weight"], w["synthesis_3_bias"]))[0]
 
 
 def _soft_round(y: Tensor, temperature: float) -> Tensor:
@@ -182,4 +183,4 @@ def _columns_mlp(x: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
 
 
 def _conv3x3(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    return F.conv2d(F.pad(x[None], (1, 1, 1, 1), mode="replicate"), weight, bias)[0]
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias)
