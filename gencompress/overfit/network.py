@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,10 +36,6 @@ class OverfitNet(nn.Module):
             for name, shape in layout[module]:
                 self.weights[_key(name)] = nn.Parameter(torch.zeros(shape))
         self._initialize()
-        for i, (h, w) in enumerate(arch.grid_shapes(height, width)):  # flat positions of each pass
-            parity = np.add.outer(np.arange(h), np.arange(w)).ravel() % 2
-            self.register_buffer(f"anchors{i}", torch.from_numpy(np.flatnonzero(parity == 0)), persistent=False)
-            self.register_buffer(f"others{i}", torch.from_numpy(np.flatnonzero(parity == 1)), persistent=False)
 
     def _initialize(self) -> None:
         """PyTorch's default uniform init for linear layers; zero residual convolutions (identity);
@@ -87,17 +82,13 @@ class OverfitNet(nn.Module):
         """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids)."""
         total = grids[0].new_zeros(())
         parent = None
-        for i in reversed(range(len(grids))):
-            g = grids[i]
+        for g in reversed(grids):
             h, w = g.shape
-            pctx = _parent_context(parent, h, w, g.device).reshape(len(PARENT_OFFSETS), -1)
-            flat = g.reshape(-1)
-            a, o = getattr(self, f"anchors{i}"), getattr(self, f"others{i}")
-            total = total + _laplace_bits(flat[a], *self._arm(pctx[:, a], "arm_anchor"))
-            if o.numel():
-                nctx = _neighbour_context(g).reshape(len(NEIGHBOUR_OFFSETS), -1)
-                feats = torch.cat([nctx[:, o], pctx[:, o]])
-                total = total + _laplace_bits(flat[o], *self._arm(feats, "arm_other"))
+            pctx = _parent_context(parent, h, w, g.device)
+            total = total + _laplace_bits(_pass(g, 0), *self._arm(_pass(pctx, 0), "arm_anchor"))
+            if h * w > 1:
+                feats = torch.cat([_pass(_neighbour_context(g), 1), _pass(pctx, 1)])
+                total = total + _laplace_bits(_pass(g, 1), *self._arm(feats, "arm_other"))
             parent = g
         return total
 
@@ -139,6 +130,14 @@ def _laplace_bits(values: Tensor, mean: Tensor, log_b: Tensor) -> Tensor:
     cdf_upper = torch.where(upper < 0, 0.5 * torch.exp(upper.clamp(max=0) / b), 1 - 0.5 * torch.exp(-upper.clamp(min=0) / b))
     p = cdf_upper - 0.5 * torch.exp(lower / b)
     return -torch.log2(p.clamp(min=2.0 ** -tables.PRECISION)).sum()
+
+
+def _pass(t: Tensor, parity: int) -> Tensor:
+    """The values of t (... x h x w) at one checkerboard pass ((row + col) % 2 == parity), flattened
+    (... x n): strided slices, whose gradients are cheap, unlike a gather's. The order differs from
+    the decoder's, which a sum of bits does not mind."""
+    parts = (t[..., 0::2, parity::2], t[..., 1::2, 1 - parity::2])
+    return torch.cat([p.reshape(*t.shape[:-2], -1) for p in parts], dim=-1)
 
 
 def _neighbour_context(g: Tensor) -> Tensor:
