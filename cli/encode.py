@@ -23,6 +23,9 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
 @click.option("--effort", type=click.Choice(EFFORTS),
               help="overfit only: optimization steps and decoder size (README gives each preset's time "
                    "and compression). Default: default.")
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="overfit only: encode each image within about this many seconds (as many steps as "
+                   "fit; bytes then depend on the machine's speed) instead of the effort's steps.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("--tile", "tile_size", type=int, default=1024, show_default=True,
               help="Code in tiles of at most this many pixels square (multiple of 64): bounds memory, "
@@ -32,7 +35,8 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def encode(ctx, inputs, output, model, quality, effort, device, tile_size, force, as_json, quiet, verbose):
+def encode(ctx, inputs, output, model, quality, effort, time_budget, device, tile_size, force, as_json, quiet,
+           verbose):
     """Compress images (files, directories, or '-' for stdin) to INPUT.gcz."""
     from gencompress import Codec
 
@@ -41,9 +45,12 @@ def encode(ctx, inputs, output, model, quality, effort, device, tile_size, force
         raise click.UsageError("no input images found")
     try:
         codec = Codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort,
-                      progress=not quiet)
+                      progress=not quiet, time_budget=time_budget)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--effort" if "effort" in str(exc) else "--tile") from None
+        hint = next((h for k, h in (("effort", "--effort"), ("budget", "--time-budget")) if k in str(exc)), "--tile")
+        error = click.ClickException(f"{hint}: {exc}")  # one line, no usage text
+        error.exit_code = 2  # a bad option, as click says of its own
+        raise error from None
 
     def summary(r: dict) -> str:
         effort_note = f" effort {effort or 'default'}" if registry.spec(model).efforts else ""

@@ -21,10 +21,12 @@ __all__ = ["Codec", "ChecksumError", "SharpenError", "FormatError", "ImageError"
 
 
 def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, device: str | None = None,
-           tile_size: int = DEFAULT_TILE_SIZE, effort: str | None = None) -> bytes:
+           tile_size: int = DEFAULT_TILE_SIZE, effort: str | None = None, time_budget: float | None = None) -> bytes:
     """Compress an image (path, PIL image, or uint8 array HxW / HxWxC) to .gcz bytes; effort: a
-    preset of the models that optimize while encoding (overfit: "fast", "default", "high")."""
-    return Codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort).encode(image)
+    preset of the models that optimize while encoding (overfit: "fast", "default", "high");
+    time_budget: seconds that encoding may take (overfit), instead of the preset's steps."""
+    return Codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort,
+                 time_budget=time_budget).encode(image)
 
 
 def decode(data: bytes, *, device: str | None = None, verify: bool = True,

@@ -84,10 +84,11 @@ def runner(name: str, device: str | None = None) -> Runner:
         weights = load_model(model, codecs[1].device).sha256.hex()
         preset = {}
         if registry.MODELS[model].efforts:  # what the effort means, so a changed preset is measured again
+            from .overfit import starting
             from .overfit.presets import DEFAULT_EFFORT, EFFORTS, RECIPE
 
             preset = {"effort": effort or DEFAULT_EFFORT, "preset": repr(EFFORTS[effort or DEFAULT_EFFORT]),
-                      "recipe": RECIPE}
+                      "recipe": RECIPE, "starting_points_sha256": starting.digest()}
         return Runner(name, tuple(range(1, 9)), lambda rgb, q: codecs[int(q)].encode(rgb),
                       lambda data: codecs[1].decode(data),
                       {"settings": f"gencompress {name}, quality 1..8 on {codecs[1].device}",

@@ -79,15 +79,17 @@ class Codec:
     model: a registered model name ("overfit", "vae", "ae"); quality: 1 (smallest) to 8 (best);
     effort: for models that optimize while encoding (overfit), a preset name ("fast", "default",
     "high"), None for the default; device: "cpu", "cuda" or None for CUDA when available;
-    max_pixels: larger images in files are refused before anything is allocated; tile_size: images
-    are coded in tiles of at most this many pixels square (a multiple of 64, at least 128), which
-    bounds memory; progress: a progress bar on stderr while encoding (overfit).
+    time_budget: seconds to encode each image in (overfit: the fit stops in time to code within
+    it; its bytes then depend on the machine's speed); max_pixels: larger images in files are
+    refused before anything is allocated; tile_size: images are coded in tiles of at most this
+    many pixels square (a multiple of 64, at least 128), which bounds memory; progress: a progress
+    bar on stderr while encoding (overfit).
     Decoding reads model, quality and tiling from the file, so one Codec decodes any .gcz file.
     """
 
     def __init__(self, model: str = registry.DEFAULT_MODEL, quality: int = 3, device: str | None = None,
                  max_pixels: int = container.DEFAULT_MAX_PIXELS, tile_size: int = DEFAULT_TILE_SIZE,
-                 effort: str | None = None, progress: bool = False):
+                 effort: str | None = None, progress: bool = False, time_budget: float | None = None):
         spec = registry.spec(model)  # KeyError for unknown names
         if not spec.shipped:
             raise KeyError(f"model {model!r} has no trained weights in this installation")
@@ -98,8 +100,13 @@ class Codec:
         if effort is not None and effort not in spec.efforts:
             raise ValueError(f"model {model!r} has no effort {effort!r}"
                              + (f" (efforts: {', '.join(spec.efforts)})" if spec.efforts else " (it has no effort setting)"))
+        if time_budget is not None:
+            if not spec.efforts:
+                raise ValueError(f"model {model!r} does not optimize while encoding: a time budget means nothing to it")
+            if isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not time_budget > 0:
+                raise ValueError(f"time budget must be a positive number of seconds, got {time_budget!r}")
         self.model, self.quality, self.max_pixels, self.tile_size = model, quality, max_pixels, tile_size
-        self.effort, self.progress = effort, progress
+        self.effort, self.progress, self.time_budget = effort, progress, time_budget
         self._device = device
 
     @property
@@ -121,11 +128,13 @@ class Codec:
         share the analysis transform's batches across tiles of equal shape)."""
         coder = load_model(self.model, self.device)
         jobs = [_Encoding(images.to_planes(image), self.tile_size) for image in many]
-        work = [(job, tile) for job in jobs for tile in job.grid.tiles()]
-        coded = coder.encode_tiles([job.planes.rgb[t.y0:t.y1, t.x0:t.x1] for job, t in work], self.quality,
-                                   self.effort, self.progress)
-        for (job, tile), data in zip(work, coded):
-            job.tiles[tile.index] = data
+        # One call for all tiles (a family may batch them), or, under a time budget, one per image.
+        for group in ([jobs] if self.time_budget is None else [[job] for job in jobs]):
+            work = [(job, tile) for job in group for tile in job.grid.tiles()]
+            coded = coder.encode_tiles([job.planes.rgb[t.y0:t.y1, t.x0:t.x1] for job, t in work], self.quality,
+                                       self.effort, self.progress, self.time_budget)
+            for (job, tile), data in zip(work, coded):
+                job.tiles[tile.index] = data
         return [container.pack(job.container(self, coder)) for job in jobs]
 
     def decode(self, data: bytes, verify: bool = True, region: Region | None = None,

@@ -30,9 +30,10 @@ class TileCoder(Protocol):
     device: Any  # torch.device the family computes on
 
     def encode_tiles(self, tiles: Sequence[np.ndarray], quality: int, effort: str | None,
-                     progress: bool) -> list[TileData]:
+                     progress: bool, time_budget: float | None = None) -> list[TileData]:
         """Code tiles (uint8 h x w x 3 each, any sizes) at a quality (1..8): their streams, the
-        CRC-32 of their symbols (symbols_crc below) and of the pixels the decoder will make."""
+        CRC-32 of their symbols (symbols_crc below) and of the pixels the decoder will make.
+        time_budget: seconds for all of them (families with efforts only; Codec checks)."""
 
     def check_streams(self, header: Header, tiles: Sequence[TileData]) -> None:
         """Raise FormatError when the streams are too short for the image the header claims

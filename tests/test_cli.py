@@ -107,6 +107,11 @@ def test_bad_files_give_one_line_and_no_output(tmp_path, content):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.gcz"]
 
 
+def test_time_budget_is_for_the_overfitted_codec_only(photo):
+    assert "budget" in one_line_error(run("encode", str(photo), "--model", "vae", "--time-budget", "5"))
+    assert not photo.with_name("photo.png.gcz").exists()
+
+
 def test_truncated_file_leaves_no_output(photo):
     run("encode", str(photo), "-q")
     gcz = photo.with_name("photo.png.gcz")

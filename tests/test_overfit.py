@@ -20,8 +20,10 @@ import gencompress
 from gencompress import container, entropy
 from gencompress.codec import load_model
 from gencompress.models import registry
-from gencompress.overfit import bitstream, fit, presets, tables
-from gencompress.overfit.architecture import Architecture
+import time
+
+from gencompress.overfit import bitstream, fit, presets, starting, tables
+from gencompress.overfit.architecture import MODULES, Architecture
 
 FEW_STEPS = presets.Effort(steps=4)
 
@@ -107,6 +109,55 @@ def test_a_few_steps_lower_the_loss(rgb):
             return float(((net.synthesize(grids) - target) ** 2).mean() + lam * net.rate(grids) / image[..., 0].size)
 
     assert loss(30) < 0.5 * loss(0)
+
+
+def test_starting_points_ship_for_every_quality_of_the_default_architecture():
+    arch = Architecture()
+    layout = {name: shape for m in MODULES for name, shape in arch.parameters()[m]}
+    for q in range(1, 9):
+        start = starting.load(q, arch)
+        assert start is not None and {n: tuple(t.shape) for n, t in start.items()} == layout
+        assert all(torch.isfinite(t).all() for t in start.values())
+    assert starting.load(4, Architecture(synthesis_width=8)) is None  # none for other decoders
+
+
+def test_starting_points_lower_the_loss_of_a_short_fit_and_files_carry_what_they_decode_with(rgb, monkeypatch):
+    image = natural(rgb, 48, 64)
+    lam = presets.LAMBDAS[3]
+    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+
+    def loss(quality: int | None) -> float:
+        net = fit.fit(image, lam, presets.Effort(steps=10), torch.device("cpu"), quality=quality)
+        with torch.no_grad():
+            grids = net.quantize("round")
+            return float(((net.synthesize(grids) - target) ** 2).mean() + lam * net.rate(grids) / image[..., 0].size)
+
+    assert loss(4) < loss(None)
+    started = overfit(image)
+    monkeypatch.setattr(starting, "load", lambda quality, arch: None)
+    unstarted = overfit(image)
+    assert started != unstarted  # other networks in the file, and each file decodes with its own
+    for data in (started, unstarted):
+        assert gencompress.decode(data).shape == image.shape
+
+
+def test_an_encode_under_a_time_budget_stops_within_it(rgb):
+    gencompress.Codec(model="overfit", effort="fast", device="cpu").encode(natural(rgb, 8, 8))  # loads the model
+    for shape, tile_size in (((64, 96), 1024), ((150, 200), 128)):  # one tile, then four
+        codec = gencompress.Codec(model="overfit", quality=4, device="cpu", time_budget=1.5, tile_size=tile_size)
+        image = natural(rgb, *shape)
+        begin = time.perf_counter()
+        data = codec.encode(image)
+        elapsed = time.perf_counter() - begin
+        assert 0.75 < elapsed < 1.5 + 0.25, elapsed  # spends the budget, and no more
+        assert gencompress.decode(data).shape == image.shape
+
+
+@pytest.mark.parametrize("kw", [{"time_budget": 0}, {"time_budget": -3.0}, {"time_budget": True},
+                                {"time_budget": "9"}, {"model": "vae", "time_budget": 5.0}])
+def test_time_budgets_are_checked_at_construction(kw):
+    with pytest.raises(ValueError, match="budget"):
+        gencompress.Codec(**({"model": "overfit"} | kw))
 
 
 def test_same_input_and_settings_give_the_same_bytes(rgb):

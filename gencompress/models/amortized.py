@@ -79,7 +79,7 @@ class AmortizedCoder:
             return self._sharpener
 
     def encode_tiles(self, tiles: Sequence[np.ndarray], quality: int, effort: str | None = None,
-                     progress: bool = False) -> list[TileData]:
+                     progress: bool = False, time_budget: float | None = None) -> list[TileData]:
         """Tiles of equal padded shape share the analysis transform's batches. A batched
         convolution may round differently from a single one (CUDA), which can change a symbol,
         never whether or how the file decodes: symbols, tables and pixels are computed per tile."""

@@ -11,6 +11,7 @@ pixel checksum is checked whatever device encoded the file.
 from __future__ import annotations
 
 import hashlib
+import time
 import zlib
 from collections.abc import Sequence
 
@@ -34,16 +35,25 @@ class OverfitCoder:
         self.sha256 = hashlib.sha256(data).digest()
 
     def encode_tiles(self, tiles: Sequence[np.ndarray], quality: int, effort: str | None = None,
-                     progress: bool = False) -> list[TileData]:
-        """Fit and code each tile in turn (seeded: the same tile, settings and machine give the same bytes)."""
-        from .fit import fit
+                     progress: bool = False, time_budget: float | None = None) -> list[TileData]:
+        """Fit and code each tile in turn (seeded: the same tile, settings and machine give the same
+        bytes). Under a time budget each tile gets the share of the time left that its pixels are
+        of the pixels left, so time a tile leaves unused goes to the next ones."""
+        from .fit import Budget, fit
 
         lam = presets.LAMBDAS[quality - 1]
         preset = presets.EFFORTS[effort or presets.DEFAULT_EFFORT]
+        begin = time.perf_counter()
+        pixels_left = sum(t.shape[0] * t.shape[1] for t in tiles)
         out = []
         for i, rgb in enumerate(tiles):
             label = "overfit" if len(tiles) == 1 else f"overfit tile {i + 1}/{len(tiles)}"
-            net = fit(rgb, lam, preset, self.device, progress, label)
+            budget = None
+            if time_budget is not None:
+                share = rgb.shape[0] * rgb.shape[1] / pixels_left
+                budget = Budget(max(time_budget - (time.perf_counter() - begin), 0.0) * share)
+                pixels_left -= rgb.shape[0] * rgb.shape[1]
+            net = fit(rgb, lam, preset, self.device, progress, label, quality=quality, budget=budget)
             coded = bitstream.encode(net, rgb, lam, self.tables)
             out.append(TileData(coded.streams, coded.symbols_crc, zlib.crc32(coded.pixels.tobytes())))
         return out

@@ -4,65 +4,116 @@ loss = MSE + lambda * bits / pixels, Adam with a cosine learning rate. Most step
 soft-rounded (temperature 0.3 -> 0.1) plus uniform noise (width 1 -> 0.3), a smooth stand-in for
 rounding whose gradients reach every latent; the last `hard_fraction` of the steps round for
 real, with straight-through gradients, so the networks settle on the values the decoder will see.
-Seeded: the same tile, settings and machine give the same model.
+
+The networks start from the shipped starting points of the quality (starting.py) when there
+are some for the architecture, else from a random initialization; latents start at zero.
+
+The schedule runs over a fraction of the work done: steps / effort.steps, or, under a time
+budget, seconds spent / seconds available, so a budget gets the whole schedule in its time.
+Seeded: the same tile and settings on the same machine give the same model (not so under a
+time budget, whose number of steps depends on the machine's speed).
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import starting
 from .network import OverfitNet
 from .presets import Effort
 
 SEED = 0
 GRADIENT_CLIP = 1.0  # on the networks' parameters (norm), not the latents
+MAX_BUDGET_STEPS = 100_000  # a time budget's step limit, however fast the machine
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop by time: `seconds` for the fit, less `reserve_steps` steps' worth kept for what
+    follows (choosing parameter steps and entropy coding cost about 13 steps of time)."""
+    seconds: float
+    reserve_steps: float = 15.0
 
 
 def fit(image: np.ndarray, lam: float, effort: Effort, device: torch.device, progress: bool = False,
-        label: str = "overfit") -> OverfitNet:
-    """A model of one tile (uint8 h x w x 3) after effort.steps optimization steps."""
+        label: str = "overfit", quality: int | None = None, budget: Budget | None = None) -> OverfitNet:
+    """A model of one tile (uint8 h x w x 3): effort.steps optimization steps, or as many as
+    `budget` allows. With `quality`, the networks start from that quality's starting points."""
     h, w = image.shape[:2]
     target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
-    net = OverfitNet(effort.arch, h, w, SEED).to(device)
-    networks = net.network_parameters()
-    optimizer = torch.optim.Adam(net.parameters(), lr=effort.learning_rate)
-    hard_from = int(effort.steps * (1 - effort.hard_fraction))
-    bar = _bar(effort.steps, progress, label)
-    for step in range(effort.steps):
-        t = step / max(effort.steps - 1, 1)
+    start = starting.load(quality, effort.arch) if quality is not None else None
+    net = OverfitNet(effort.arch, h, w, SEED, start).to(device)
+    optimize([net], [target], lam, effort, budget, _bar(effort.steps, budget, progress, label))
+    return net
+
+
+def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: float, effort: Effort,
+             budget: Budget | None = None, bar=None) -> None:
+    """Optimize nets (each with its target image, 3 x h x w in [0, 1]) for mean(MSE + lambda * bpp).
+    Nets may share their networks' parameters (starting.py trains shared starting points so)."""
+    params = list(dict.fromkeys(p for net in nets for p in net.parameters()))
+    networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
+    optimizer = torch.optim.Adam(params, lr=effort.learning_rate)
+    begin = time.perf_counter()
+    step = 0
+    while True:
+        if budget is None:
+            if step >= effort.steps:
+                break
+            t = step / max(effort.steps - 1, 1)
+        else:
+            spent = time.perf_counter() - begin
+            per_step = spent / step if step else 0.0
+            available = budget.seconds - budget.reserve_steps * per_step
+            if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
+                break
+            t = min(spent / available, 1.0) if available > 0 else 1.0
         for group in optimizer.param_groups:
             group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
-        if step >= hard_from:
-            grids = net.quantize("round")
-        else:
-            u = step / max(hard_from, 1)
-            grids = net.quantize("soft", temperature=0.3 - 0.2 * u, noise=1.0 - 0.7 * u)
-        x_hat = net.synthesize(grids)
-        mse = F.mse_loss(x_hat, target)
-        bits = net.rate(grids)
-        loss = mse + lam * bits / (h * w)
+        soft = t < 1 - effort.hard_fraction
+        u = t / (1 - effort.hard_fraction)
+        loss = torch.zeros((), device=targets[0].device)
+        for net, target in zip(nets, targets):
+            if soft:
+                grids = net.quantize("soft", temperature=0.3 - 0.2 * u, noise=1.0 - 0.7 * u)
+            else:
+                grids = net.quantize("round")
+            x_hat = net.synthesize(grids)
+            bits = net.rate(grids)
+            pixels = target.shape[1] * target.shape[2]
+            loss = loss + (F.mse_loss(x_hat, target) + lam * bits / pixels) / len(nets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(networks, GRADIENT_CLIP)
         optimizer.step()
+        step += 1
         if bar is not None:
-            bar.update()
-            if step % 10 == 0 or step == effort.steps - 1:
-                psnr = -10 * math.log10(max(float(F.mse_loss(x_hat.detach().clamp(0, 1), target)), 1e-10))
-                bar.set_postfix(bpp=f"{float(bits.detach()) / (h * w):.3f}", psnr=f"{psnr:.2f}", refresh=False)
-    if bar is not None:
-        bar.close()
-    return net
+            _report(bar, step, t, x_hat, target, bits, budget)
 
 
-def _bar(total: int, enabled: bool, label: str):
+def _report(bar, step: int, t: float, x_hat: torch.Tensor, target: torch.Tensor, bits: torch.Tensor,
+            budget: Budget | None) -> None:
+    bar.update(1 if budget is None else round(1000 * t) - bar.n)
+    if step % 10 == 1:
+        psnr = -10 * math.log10(max(float(F.mse_loss(x_hat.detach().clamp(0, 1), target)), 1e-10))
+        pixels = target.shape[1] * target.shape[2]
+        bar.set_postfix(step=step, bpp=f"{float(bits.detach()) / pixels:.3f}", psnr=f"{psnr:.2f}", refresh=False)
+
+
+def _bar(steps: int, budget: Budget | None, enabled: bool, label: str):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=False)
+    if budget is None:
+        return tqdm(total=steps, desc=label, unit="step", file=sys.stderr, leave=False)
+    return tqdm(total=1000, desc=f"{label} ({budget.seconds:g} s)", unit="‰", file=sys.stderr, leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")

@@ -23,7 +23,10 @@ LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCA
 
 
 class OverfitNet(nn.Module):
-    def __init__(self, arch: Architecture, height: int, width: int, seed: int = 0):
+    def __init__(self, arch: Architecture, height: int, width: int, seed: int = 0,
+                 start: dict[str, Tensor] | None = None):
+        """Latents at zero; networks from `start` (parameter name -> tensor, all of them) or,
+        without one, from a seeded random initialization."""
         super().__init__()
         # Its own random numbers (initialization, quantization noise), not torch's global ones:
         # fits running in several threads at once stay reproducible.
@@ -36,6 +39,10 @@ class OverfitNet(nn.Module):
             for name, shape in layout[module]:
                 self.weights[_key(name)] = nn.Parameter(torch.zeros(shape))
         self._initialize()
+        if start is not None:
+            with torch.no_grad():
+                for name, _ in (item for m in MODULES for item in layout[m]):
+                    self.weights[_key(name)].copy_(start[name])
 
     def _initialize(self) -> None:
         """PyTorch's default uniform init for linear layers; zero residual convolutions (identity);
