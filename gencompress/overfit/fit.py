@@ -75,14 +75,14 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
             available = budget.seconds - budget.reserve_steps * per_step
             if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
                 break
-            t = min(spent / available, 1.0) if available > 0 else 1.0
+            t = max(min(spent / available, 1.0) if available > 0 else 1.0, step / MAX_BUDGET_STEPS)
         for group in optimizer.param_groups:
             group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
         soft = t < 1 - effort.hard_fraction
-        u = t / (1 - effort.hard_fraction)
         loss = torch.zeros((), device=targets[0].device)
         for net, target in zip(nets, targets):
             if soft:
+                u = t / (1 - effort.hard_fraction)
                 grids = net.quantize("soft", temperature=0.3 - 0.2 * u, noise=1.0 - 0.7 * u)
             else:
                 grids = net.quantize("round")

@@ -64,10 +64,12 @@ def _shipped() -> tuple[Architecture, dict[str, torch.Tensor]] | None:
 def _read(data: bytes) -> tuple[Architecture, dict[str, torch.Tensor]]:
     from safetensors.torch import load
 
-    tensors = load(data)
+    return Architecture(**json.loads(_metadata(data)["architecture"])), load(data)
+
+
+def _metadata(data: bytes) -> dict[str, str]:
     header_len = int.from_bytes(data[:8], "little")  # safetensors: u64 length, then a JSON header
-    metadata = json.loads(data[8:8 + header_len]).get("__metadata__", {})
-    return Architecture(**json.loads(metadata["architecture"])), tensors
+    return json.loads(data[8:8 + header_len]).get("__metadata__", {})
 
 
 def train(images: list[Path], qualities: list[int], out: Path, effort: Effort, crops: int, crop: tuple[int, int],
@@ -79,13 +81,13 @@ def train(images: list[Path], qualities: list[int], out: Path, effort: Effort, c
     from ..atomic import write_bytes_atomic
     from .fit import optimize
 
-    done: dict[str, torch.Tensor] = {}
-    if out.exists():
-        arch, done = _read(out.read_bytes())
-        if arch != effort.arch:
-            raise SystemExit(f"{out} holds starting points of another architecture; remove it or choose --out")
     metadata = {"architecture": json.dumps(dataclasses.asdict(effort.arch)), "steps": str(effort.steps),
                 "crops": str(crops), "crop": f"{crop[0]}x{crop[1]}", "images": str(len(images))}
+    done: dict[str, torch.Tensor] = {}
+    if out.exists():
+        done = _read(out.read_bytes())[1]
+        if _metadata(out.read_bytes()) != metadata:
+            raise SystemExit(f"{out} holds starting points trained with other settings; remove it or choose --out")
     rng = np.random.default_rng(seed)
     for q in qualities:
         picks = [_random_crop(images[i], crop, rng) for i in rng.choice(len(images), crops, replace=len(images) < crops)]
