@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import click
 
-from .common import STDIO, expand_inputs, read_input, run_each, write_output
+from .common import STDIO, expand_inputs, plan_jobs, read_input, run_each, run_on_cluster, write_output
 
 
 def default_output(path: Path) -> Path:
@@ -22,6 +21,10 @@ def default_output(path: Path) -> Path:
 @click.option("-o", "--output", help="Output image (one input; '-' for PNG on stdout) or directory.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--workers", type=click.IntRange(min=1), help="Decode on a local Dask cluster of N worker "
+              "processes (needs -o DIR; resumable: outputs that read whole are skipped).")
+@click.option("--scheduler", metavar="ADDRESS", help="Decode on the Dask cluster at this scheduler address "
+              "(tcp://host:8786; needs -o DIR).")
 @click.option("--no-verify", is_flag=True, help="Skip the decoded-pixels checksum.")
 @click.option("--region", callback=lambda ctx, param, value: _parse_region(value), metavar="X,Y,W,H",
               help="Decode only this rectangle (pixels), from the tiles it touches.")
@@ -32,10 +35,21 @@ def default_output(path: Path) -> Path:
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def decode(ctx, inputs, output, device, force, no_verify, region, sharpen, as_json, quiet, verbose):
+def decode(ctx, inputs, output, device, force, workers, scheduler, no_verify, region, sharpen, as_json, quiet,
+           verbose):
     """Decompress .gcz files (or '-' for stdin) to PNG (or the format of -o's extension)."""
     from gencompress import Codec
 
+    if workers and scheduler:
+        raise click.UsageError("--workers starts a local cluster and --scheduler names another: give one")
+    if workers or scheduler:
+        if region is not None or sharpen is not None:
+            raise click.UsageError("--region and --sharpen are for decoding without a cluster")
+        from gencompress.distributed import decode_task
+
+        run_on_cluster(ctx, plan_jobs(inputs, output, {".gcz"}, default_output), decode_task,
+                       ({"device": device}, force, not no_verify), workers, scheduler, quiet, as_json, "decode")
+        return
     files = expand_inputs(inputs, {".gcz"})
     if not files:
         raise click.UsageError("no .gcz inputs found")
@@ -60,22 +74,15 @@ def _parse_region(value: str | None) -> tuple[int, int, int, int] | None:
 
 
 def _decode_one(codec, src: str, dst: str, force: bool, verify: bool, region, sharpen) -> dict:
-    from PIL import Image
+    from gencompress import files
 
     if dst != STDIO and Path(dst).exists() and not force:
         raise FileExistsError(f"{dst} already exists (use -f to overwrite)")
-    start = time.perf_counter()
-    pixels = codec.decode(read_input(src), verify=verify, region=region, sharpen=sharpen)
-    seconds = time.perf_counter() - start
-    image = Image.fromarray(pixels)
+    image, record = files.decode(codec, read_input(src), src, dst, verify, region, sharpen)
     if dst == STDIO:
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         write_output(dst, buf.getvalue(), force)
     else:
-        from gencompress.atomic import write_atomic
-
-        fmt = Image.registered_extensions().get(Path(dst).suffix.lower(), "PNG")
-        write_atomic(Path(dst), lambda tmp: image.save(tmp, format=fmt), overwrite=force)
-    return {"input": src, "output": dst, "width": image.width, "height": image.height,
-            "channels": 1 if pixels.ndim == 2 else pixels.shape[2], "seconds": round(seconds, 4)}
+        files.save_image(image, Path(dst), force)
+    return record

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import click
@@ -11,7 +10,8 @@ import click
 from gencompress.models import registry
 from gencompress.models.registry import DEFAULT_MODEL, EFFORTS, shipped_names
 
-from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, write_output
+from .common import (IMAGE_SUFFIXES, STDIO, bad_usage, expand_inputs, plan_jobs, read_input, run_each, run_on_cluster,
+                     write_output)
 
 
 @click.command()
@@ -31,15 +31,30 @@ from .common import IMAGE_SUFFIXES, STDIO, expand_inputs, read_input, run_each, 
               help="Code in tiles of at most this many pixels square (multiple of 64): bounds memory, "
                    "lets decode --region read part of the image.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--workers", type=click.IntRange(min=1), help="Encode on a local Dask cluster of N worker "
+              "processes (needs -o DIR; resumable: outputs that decode are skipped).")
+@click.option("--scheduler", metavar="ADDRESS", help="Encode on the Dask cluster at this scheduler address "
+              "(tcp://host:8786; needs -o DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Print bytes, bpp and seconds per file as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail per file on stderr.")
 @click.pass_context
-def encode(ctx, inputs, output, model, quality, effort, time_budget, device, tile_size, force, as_json, quiet,
-           verbose):
+def encode(ctx, inputs, output, model, quality, effort, time_budget, device, tile_size, force, workers, scheduler,
+           as_json, quiet, verbose):
     """Compress images (files, directories, or '-' for stdin) to INPUT.gcz."""
     from gencompress import Codec
 
+    if workers and scheduler:
+        raise click.UsageError("--workers starts a local cluster and --scheduler names another: give one")
+    if workers or scheduler:
+        config = {"model": model, "quality": quality, "device": device, "tile_size": tile_size, "effort": effort,
+                  "time_budget": time_budget}
+        Codec(**config)  # bad settings fail here, before a cluster starts
+        from gencompress.distributed import encode_task
+
+        run_on_cluster(ctx, plan_jobs(inputs, output, IMAGE_SUFFIXES, lambda p: p.with_name(p.name + ".gcz")),
+                       encode_task, (config, force), workers, scheduler, quiet, as_json, "encode")
+        return
     files = expand_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
         raise click.UsageError("no input images found")
@@ -48,9 +63,7 @@ def encode(ctx, inputs, output, model, quality, effort, time_budget, device, til
                       progress=not quiet, time_budget=time_budget)
     except ValueError as exc:
         hint = next((h for k, h in (("effort", "--effort"), ("budget", "--time-budget")) if k in str(exc)), "--tile")
-        error = click.ClickException(f"{hint}: {exc}")  # one line, no usage text
-        error.exit_code = 2  # a bad option, as click says of its own
-        raise error from None
+        raise bad_usage(f"{hint}: {exc}") from None
 
     def summary(r: dict) -> str:
         effort_note = f" effort {effort or 'default'}" if registry.spec(model).efforts else ""
@@ -64,16 +77,11 @@ def encode(ctx, inputs, output, model, quality, effort, time_budget, device, til
 def _encode_one(codec, src: str, dst: str, force: bool) -> dict:
     from PIL import Image
 
+    from gencompress import files
+
     if dst != STDIO and Path(dst).exists() and not force:
         raise FileExistsError(f"{dst} already exists (use -f to overwrite)")
     image = Image.open(io.BytesIO(read_input(src))) if src == STDIO else src
-    start = time.perf_counter()
-    data = codec.encode(image)
-    seconds = time.perf_counter() - start
-    from gencompress.container import unpack
-
-    header = unpack(data).header
+    data, record = files.encode(codec, image, src, dst)
     write_output(dst, data, force)
-    return {"input": src, "output": dst, "model": header.model, "quality": header.quality,
-            "width": header.width, "height": header.height, "bytes": len(data),
-            "bpp": 8 * len(data) / header.pixels, "seconds": round(seconds, 4)}
+    return record

@@ -20,6 +20,8 @@ instances and threads.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import threading
 import zlib
@@ -51,6 +53,12 @@ def load_model(name: str, device: str) -> TileCoder:
             coder = getattr(importlib.import_module(f"gencompress.{module}"), cls)
             _loaded[key] = coder(name, spec.weights.read_bytes(), device)
         return _loaded[key]
+
+
+@functools.lru_cache(maxsize=None)
+def weights_sha256(name: str) -> bytes:
+    """SHA-256 of a model's shipped file, as files name it (without loading the model)."""
+    return hashlib.sha256(registry.spec(name).weights.read_bytes()).digest()
 
 
 def load_sharpener(name: str, device: str):
@@ -127,15 +135,31 @@ class Codec:
         """Compress several images; the model's family may batch their tiles (amortized models
         share the analysis transform's batches across tiles of equal shape)."""
         coder = load_model(self.model, self.device)
-        jobs = [_Encoding(images.to_planes(image), self.tile_size) for image in many]
+        jobs = [self.split(image) for image in many]
+        coded: dict[int, list[TileData]] = {}
         # One call for all tiles (a family may batch them), or, under a time budget, one per image.
         for group in ([jobs] if self.time_budget is None else [[job] for job in jobs]):
-            work = [(job, tile) for job in group for tile in job.grid.tiles()]
-            coded = coder.encode_tiles([job.planes.rgb[t.y0:t.y1, t.x0:t.x1] for job, t in work], self.quality,
-                                       self.effort, self.progress, self.time_budget)
-            for (job, tile), data in zip(work, coded):
-                job.tiles[tile.index] = data
-        return [container.pack(job.container(self, coder)) for job in jobs]
+            out = iter(self.code_tiles([piece for job in group for piece in job.pieces()]))
+            for job in group:
+                coded[id(job)] = [next(out) for _ in range(job.grid.count)]
+        return [self.join(job, coded[id(job)], coder.device) for job in jobs]
+
+    def split(self, image: images.ImageLike) -> ImageTiles:
+        """An image cut into the tiles its file will hold. Tiles are independent: they may be coded
+        here (code_tiles) or elsewhere, on other processes or machines, then join()ed."""
+        return ImageTiles(images.to_planes(image), self.tile_size)
+
+    def code_tiles(self, pieces: Sequence[np.ndarray]) -> list[TileData]:
+        """Code tiles' pixels (ImageTiles.pieces()) with this Codec's model and settings."""
+        return load_model(self.model, self.device).encode_tiles(pieces, self.quality, self.effort, self.progress,
+                                                                self.time_budget)
+
+    def join(self, tiles: ImageTiles, coded: Sequence[TileData], device: Any) -> bytes:
+        """The .gcz file of an image from its coded tiles, in order; device: the torch device
+        they were coded on (the file records its kind)."""
+        if len(coded) != tiles.grid.count:
+            raise ValueError(f"{len(coded)} coded tiles for an image of {tiles.grid.count}")
+        return container.pack(tiles.container(self, weights_sha256(self.model), coded, device))
 
     def decode(self, data: bytes, verify: bool = True, region: Region | None = None,
                sharpen: float | None = None) -> np.ndarray:
@@ -215,20 +239,23 @@ class Codec:
         return images.from_planes(rgb, alpha, h.channels)
 
 
-class _Encoding:
-    """One image on its way through encode_many: its planes, tiles, and the tiles coded so far."""
+class ImageTiles:
+    """One image on its way to a file: its planes and the grid of tiles it is coded in."""
 
     def __init__(self, planes: images.Planes, tile_size: int):
         self.planes = planes
         height, width = planes.rgb.shape[:2]
         self.grid = tiling.Grid(width, height, tile_size, TILE_OVERLAP)
-        self.tiles: dict[int, TileData] = {}
 
-    def container(self, codec: Codec, coder: TileCoder) -> Container:
+    def pieces(self) -> list[np.ndarray]:
+        """Each tile's RGB pixels (uint8 h x w x 3), in the file's order."""
+        return [self.planes.rgb[t.y0:t.y1, t.x0:t.x1] for t in self.grid.tiles()]
+
+    def container(self, codec: Codec, weights_sha256: bytes, coded: Sequence[TileData], device: Any) -> Container:
         header = Header(
-            model=codec.model, weights_sha256=coder.sha256, quality=codec.quality, width=self.grid.width,
-            height=self.grid.height, channels=self.planes.channels, device=Device.of(coder.device),
+            model=codec.model, weights_sha256=weights_sha256, quality=codec.quality, width=self.grid.width,
+            height=self.grid.height, channels=self.planes.channels, device=Device.of(device),
             tile_size=self.grid.size, overlap=self.grid.overlap,
         )
         alpha = images.compress_alpha(self.planes.alpha) if self.planes.alpha is not None else None
-        return Container(header, tuple(self.tiles[i] for i in range(len(self.tiles))), alpha)
+        return Container(header, tuple(coded), alpha)

@@ -59,8 +59,9 @@ class Device(IntEnum):
 
     @classmethod
     def of(cls, device) -> "Device":
-        """The kind of a torch.device."""
-        return cls.CUDA if device.type == "cuda" else cls.CPU
+        """The kind of a torch.device or of its name ("cpu", "cuda:0")."""
+        kind = device if isinstance(device, str) else device.type
+        return cls.CUDA if kind.split(":")[0] == "cuda" else cls.CPU
 
 
 @dataclass(frozen=True)

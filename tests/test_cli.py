@@ -166,3 +166,16 @@ def test_overfit_encode_shows_progress_and_ctrl_c_leaves_no_output(photo):
     assert b"step" in seen and proc.returncode != 0
     assert b"Traceback" not in err and b"Aborted" in err
     assert sorted(p.name for p in photo.parent.iterdir()) == ["photo.png"]  # no .gcz, no temporary file
+
+
+def test_several_inputs_keep_their_folders_under_the_output_directory(tmp_path, rgb):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    out.mkdir()
+    Image.fromarray(rgb).save(src / "a.png")
+    Image.fromarray(rgb[:40, :48]).save(src / "sub" / "a.png")
+    proc = run("encode", str(src), "-o", str(out), "--model", "vae", "--device", "cpu", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.gcz")) == ["a.png.gcz", "sub/a.png.gcz"]
+    clash = run("encode", str(src / "a.png"), str(src / "sub" / "a.png"), "-o", str(out), "-f")
+    assert "both be written" in one_line_error(clash)
