@@ -28,6 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM, not getrusage, whose ru_maxrss a spawned worker
+    inherits from the process that started it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -67,10 +67,10 @@ def test_json_and_info(photo):
     assert results[0]["bytes"] == size and results[0]["bpp"] == pytest.approx(8 * size / (96 * 80))
     assert results[0]["seconds"] > 0
     info = json.loads(run("info", str(photo.with_name("photo.png.gcz")), "--json").stdout)
-    assert info["model"] == "vae" and info["quality"] == 1 and (info["width"], info["height"]) == (96, 80)
+    assert info["model"] == "overfit" and info["quality"] == 1  # the default of encode and (info["width"], info["height"]) == (96, 80)
     assert info["bytes"] == size
     text = run("info", str(photo.with_name("photo.png.gcz"))).stdout.decode()
-    assert "model: vae" in text and "bpp:" in text
+    assert "model: overfit" in text and "bpp:" in text
 
 
 def test_stdin_stdout(photo):

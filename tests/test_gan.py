@@ -83,7 +83,7 @@ def test_cli_sharpen(tmp_path, rgb):
     assert proc.returncode == 1 and "'ae' has no GAN decoder" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.png").exists()
     if HAS_GAN:
-        assert subprocess.run([*cli, "encode", str(tmp_path / "p.png"), "-f", "-q"]).returncode == 0
+        assert subprocess.run([*cli, "encode", str(tmp_path / "p.png"), "--model", "vae", "-f", "-q"]).returncode == 0
         assert subprocess.run([*cli, "decode", str(tmp_path / "p.png.gcz"), "-o", str(tmp_path / "s.png"),
                                "--sharpen", "0.7", "-q"]).returncode == 0
         assert np.asarray(Image.open(tmp_path / "s.png")).shape == rgb.shape
