@@ -149,7 +149,7 @@ def run_on_cluster(ctx: click.Context, jobs: list, task: Any, args: tuple, worke
 
         bar = tqdm(total=len(jobs), desc=desc, unit="file", file=sys.stderr)
 
-    def progress(record: dict) -> None:
+    def report(record: dict) -> None:
         if record["status"] == "failed":
             error = record["error"] if record["input"] in record["error"] else f"{record['input']}: {record['error']}"
             (bar.write if bar else click.echo)(f"Error: {error}", file=sys.stderr)
@@ -157,7 +157,7 @@ def run_on_cluster(ctx: click.Context, jobs: list, task: Any, args: tuple, worke
             bar.update()
 
     with distributed.client(workers, scheduler) as dask_client:
-        records = distributed.run(dask_client, task, jobs, *args, progress=progress)
+        records = distributed.run(dask_client, task, jobs, *args, progress=report)
     if bar is not None:
         bar.close()
     counts = {s: sum(r["status"] == s for r in records) for s in ("encoded", "decoded", "skipped", "failed")}

@@ -80,24 +80,28 @@ def encode_task(job: Job, config: dict[str, Any], force: bool) -> dict:
     from .codec import Codec
 
     codec = Codec(**config)
-    if not force and Path(job.dst).exists():
-        if files.encoded_ok(job.dst, codec, job.src):
-            return _record(job, "skipped")
-        return _record(job, "failed") | {"error": f"{job.dst} exists and is not this job's output (use -f to overwrite)"}
-    Path(job.dst).parent.mkdir(parents=True, exist_ok=True)
-    return _record(job, "encoded") | files.encode_file(codec, job.src, job.dst, force=True)
+    done = _existing(job, force, lambda: files.encoded_ok(job.dst, codec, job.src))
+    return done or _record(job, "encoded") | files.encode_file(codec, job.src, job.dst, force=True)
 
 
 def decode_task(job: Job, config: dict[str, Any], force: bool, verify: bool = True) -> dict:
     """On a worker: decode one file unless its output already checks out."""
     from .codec import Codec
 
+    done = _existing(job, force, lambda: files.decoded_ok(job.src, job.dst))
+    return done or _record(job, "decoded") | files.decode_file(Codec(**config), job.src, job.dst, force=True,
+                                                              verify=verify)
+
+
+def _existing(job: Job, force: bool, checks_out: Callable[[], bool]) -> dict | None:
+    """The record of a job whose output already exists (skipped if it checks out, else failed: it
+    is not ours to overwrite without force); None when the job is to run (its folder made)."""
     if not force and Path(job.dst).exists():
-        if files.decoded_ok(job.src, job.dst):
+        if checks_out():
             return _record(job, "skipped")
         return _record(job, "failed") | {"error": f"{job.dst} exists and is not this job's output (use -f to overwrite)"}
     Path(job.dst).parent.mkdir(parents=True, exist_ok=True)
-    return _record(job, "decoded") | files.decode_file(Codec(**config), job.src, job.dst, force=True, verify=verify)
+    return None
 
 
 def encode_image(dask_client: Any, src: str | Path, dst: str | Path, config: dict[str, Any],
