@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .codec import DEFAULT_TILE_SIZE, Codec, SharpenError
-from .container import ChecksumError, FormatError
+from .container import DEFAULT_MAX_PIXELS, ChecksumError, FormatError
 from .images import ImageError, ImageLike
 from .models.registry import DEFAULT_MODEL, MODELS
 
@@ -30,8 +30,10 @@ def encode(image: ImageLike, *, model: str = DEFAULT_MODEL, quality: int = 3, de
 
 
 def decode(data: bytes, *, device: str | None = None, verify: bool = True,
-           region: tuple[int, int, int, int] | None = None, sharpen: float | None = None) -> np.ndarray:
+           region: tuple[int, int, int, int] | None = None, sharpen: float | None = None,
+           max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decompress .gcz bytes to a uint8 array (HxW for grayscale, HxWx3, HxWx4 with alpha);
     region=(x, y, width, height) decodes only that rectangle; sharpen=s in [0, 1] decodes through
-    the model's GAN decoder at realism strength s (SharpenError if the model has none)."""
-    return Codec(device=device).decode(data, verify=verify, region=region, sharpen=sharpen)
+    the model's GAN decoder at realism strength s (SharpenError if the model has none);
+    max_pixels: files of larger images are refused (FormatError) before anything is allocated."""
+    return Codec(device=device, max_pixels=max_pixels).decode(data, verify=verify, region=region, sharpen=sharpen)

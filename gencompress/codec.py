@@ -20,8 +20,10 @@ instances and threads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 import importlib
 import threading
 import zlib
@@ -69,6 +71,30 @@ def load_sharpener(name: str, device: str):
     return coder.sharpener()
 
 
+def _is_int(value: Any) -> bool:
+    """An integer (numpy's too), not a bool or a float that happens to be whole."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_device(device: Any) -> str | None:
+    """A device name ("cpu", "cuda", "cuda:N") or None, checked now rather than at first use:
+    ValueError for other names and for CUDA where this machine has none (this imports torch)."""
+    if device is None:
+        return None
+    name = str(device)
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: no CUDA GPU is available on this machine")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return name
+
+
 def default_device() -> str:
     import torch
 
@@ -76,6 +102,7 @@ def default_device() -> str:
 
 
 DEFAULT_TILE_SIZE = 1024  # pixels; Kodak-size images are one tile, a 50 MP photo about 54
+MIN_TILE_SIZE = 128  # the encoder's least tile size (container.MAX_TILE_SIZE is the largest)
 TILE_OVERLAP = 32  # pixels cross-faded between neighbouring tiles (tiling.py)
 
 Region = tiling.Region
@@ -90,7 +117,7 @@ class Codec:
     time_budget: seconds to encode each image in (overfit: the fit stops in time to code within
     it; its bytes then depend on the machine's speed); max_pixels: larger images in files are
     refused before anything is allocated; tile_size: images are coded in tiles of at most this
-    many pixels square (a multiple of 64, at least 128), which bounds memory; progress: a progress
+    many pixels square (a multiple of 64 from 128 to 2048), which bounds memory; progress: a progress
     bar on stderr while encoding (overfit).
     Decoding reads model, quality and tiling from the file, so one Codec decodes any .gcz file.
     """
@@ -101,10 +128,15 @@ class Codec:
         spec = registry.spec(model)  # KeyError for unknown names
         if not spec.shipped:
             raise KeyError(f"model {model!r} has no trained weights in this installation")
-        if quality not in QUALITIES:
+        if not _is_int(quality) or quality not in QUALITIES:
             raise ValueError(f"quality must be an integer from 1 to 8, got {quality!r}")
-        if tile_size < 128 or tile_size % 64:
-            raise ValueError(f"tile size must be a multiple of 64 of at least 128, got {tile_size!r}")
+        if not _is_int(tile_size) or not MIN_TILE_SIZE <= tile_size <= container.MAX_TILE_SIZE or tile_size % 64:
+            raise ValueError(f"tile size must be a multiple of 64 from {MIN_TILE_SIZE} to {container.MAX_TILE_SIZE}, "
+                             f"got {tile_size!r}")
+        if not _is_int(max_pixels) or max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+        quality, tile_size, max_pixels = int(quality), int(tile_size), int(max_pixels)
+        device = check_device(device)
         if effort is not None and effort not in spec.efforts:
             raise ValueError(f"model {model!r} has no effort {effort!r}"
                              + (f" (efforts: {', '.join(spec.efforts)})" if spec.efforts else " (it has no effort setting)"))
@@ -171,8 +203,13 @@ class Codec:
         Raises FormatError for anything that is not a valid file this version can decode, and
         ChecksumError (a FormatError) when the decoded symbols or pixels differ from what the
         encoder recorded (pixels: where the family can reproduce them, docs/FORMAT.md).
-        verify=False skips the pixel check. ValueError: a region outside the image.
+        verify=False skips the pixel check. ValueError: a region outside the image. Running out of
+        memory is a FormatError too: what a file makes the decoder allocate is the file's doing.
         """
+        with _out_of_memory_is_a_format_error():
+            return self._decode(data, verify, region, sharpen)
+
+    def _decode(self, data: bytes, verify: bool, region: Region | None, sharpen: float | None) -> np.ndarray:
         if sharpen is not None and not 0 <= sharpen <= 1:
             raise SharpenError(f"sharpen strength must be from 0 to 1, got {sharpen!r}")
         c, coder = self._open(data)
@@ -195,7 +232,11 @@ class Codec:
     def decode_many(self, blobs: Sequence[bytes], verify: bool = True) -> list[np.ndarray]:
         """Decompress several files; returns what decode() returns for each. The model's family
         may batch their tiles. Holds every decoded tile until the end: for a huge image, decode()
-        holds only a row of tiles."""
+        holds only one tile."""
+        with _out_of_memory_is_a_format_error():
+            return self._decode_many(blobs, verify)
+
+    def _decode_many(self, blobs: Sequence[bytes], verify: bool) -> list[np.ndarray]:
         opened = [self._open(data) for data in blobs]
         if any(c.header.image_crc is not None for c, _ in opened):  # version 1: the whole-image path
             return [self.decode(data, verify) for data in blobs]
@@ -213,7 +254,7 @@ class Codec:
 
     def _open(self, data: bytes) -> tuple[Container, TileCoder]:
         """Parse and check a file against the model it names, before anything is decoded."""
-        c = container.unpack(data, self.max_pixels)
+        c = container.unpack(_file_bytes(data), self.max_pixels)
         h = c.header
         if h.model not in registry.shipped_names():
             raise FormatError(f"file needs model {h.model!r}, which this version does not ship")
@@ -237,6 +278,29 @@ class Codec:
                 x, y, w, hh = region
                 alpha = alpha[y:y + hh, x:x + w]
         return images.from_planes(rgb, alpha, h.channels)
+
+
+def _file_bytes(data: Any) -> bytes:
+    """The bytes of a .gcz file from any bytes-like object; TypeError, saying what to pass, otherwise."""
+    try:
+        return bytes(memoryview(data))
+    except TypeError:
+        hint = " (a path? pass the file's bytes: Path(p).read_bytes())" if isinstance(data, (str, os.PathLike)) else ""
+        raise TypeError(f"decode needs the bytes of a .gcz file, got {type(data).__name__}{hint}") from None
+
+
+@contextlib.contextmanager
+def _out_of_memory_is_a_format_error():
+    """MemoryError, and torch's allocation failures, as FormatError: the file asked for more than
+    this process can have."""
+    try:
+        yield
+    except MemoryError:
+        raise FormatError("not enough memory to decode this file") from None
+    except RuntimeError as exc:
+        if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
+            raise FormatError("not enough memory to decode this file") from None
+        raise
 
 
 class ImageTiles:

@@ -9,6 +9,7 @@ thousand cases) and benchmarks/fuzz.py (100k cases).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -17,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import container
 from .container import FormatError
 
 HEADER_REGION = 96  # bytes at the start where the header fields live, for targeted mutations
@@ -51,6 +53,90 @@ def mutate(data: bytes, rng: random.Random, other: bytes) -> bytes:
     if rng.random() < 0.5 and len(buf) >= 4:
         buf[-4:] = zlib.crc32(bytes(buf[:-4])).to_bytes(4, "little")
     return bytes(buf)
+
+
+def hostile(valid: bytes) -> dict[str, bytes]:
+    """Files built from the format's own structure (valid CRCs, self-consistent tile tables) that
+    claim absurd things with tiny streams, from one valid single-tile file: what an attacker would
+    hand a decoder to exhaust its memory or time. Each must end in FormatError, fast, in bounded
+    memory (tests/test_hostile.py, benchmarks/hostile.py)."""
+    c = container.unpack(valid)
+    tile = c.tiles[0]
+
+    def forge(n_tiles: int | None = None, tiles: tuple | None = None, **fields) -> bytes:
+        header = dataclasses.replace(c.header, **fields)
+        count = n_tiles if n_tiles is not None else header.grid.count
+        return container.pack(dataclasses.replace(c, header=header, tiles=tiles or (tile,) * count))
+
+    side = 1 << 14  # 268 MP, the default pixel limit
+    return {
+        "huge image, largest tiles": forge(width=side, height=side, tile_size=2048),
+        "huge image, one huge tile": forge(width=side, height=side, tile_size=side, overlap=0),
+        "4096x4096 in one tile": forge(width=4096, height=4096, tile_size=4096, overlap=0),
+        "one row, 2^28 pixels wide": forge(width=1 << 28, height=1, tile_size=1 << 28, overlap=0),
+        "wide band of tiles": forge(width=1 << 22, height=64, tile_size=1024),
+        "many small tiles": forge(width=side, height=side, tile_size=64, overlap=0),
+        "duplicated tile": forge(width=2 * c.header.width, height=c.header.height, tile_size=max(c.header.width, 16),
+                                 overlap=0),
+        "long model name": forge(model="v" * 255),
+        "wrong tile count": forge(n_tiles=3),
+    }
+
+
+_PROBE = """
+import json, os, resource, sys, time
+import gencompress
+def peak_mb():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+cap, files = int(sys.argv[1]), sys.argv[2:]
+for valid in files[0::2]:
+    gencompress.decode(open(valid, "rb").read())  # models loaded: measure the refusals alone
+if cap:
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+for valid, forged in zip(files[0::2], files[1::2]):
+    valid, forged = open(valid, "rb").read(), open(forged, "rb").read()
+    gencompress.decode(valid)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the peak restarts from the present
+    before = peak_mb()
+    start = time.perf_counter()
+    try:
+        gencompress.decode(forged)
+        outcome = "decoded"
+    except gencompress.FormatError as exc:
+        outcome = "FormatError: " + str(exc)
+    except BaseException as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"outcome": outcome, "seconds": time.perf_counter() - start, "extra_mb": peak_mb() - before}),
+          flush=True)
+"""
+
+
+def decode_in_subprocess(pairs: list[tuple[bytes, bytes]], memory_cap: int = 0, timeout: float = 900) -> list[dict]:
+    """Decode each (valid, forged) pair's forged file in one fresh Python process, after its valid
+    file (which loads the model): per pair the outcome (the FormatError's message, or another
+    exception's), seconds, and the peak resident memory (VmHWM, MB) above the resident memory
+    before it. memory_cap: an address-space limit in bytes for the decodes (0: none)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, (valid, forged) in enumerate(pairs):
+            for kind, data in (("valid", valid), ("forged", forged)):
+                paths.append(Path(tmp) / f"{i}.{kind}.gcz")
+                paths[-1].write_bytes(data)
+        run = subprocess.run([sys.executable, "-c", _PROBE, str(memory_cap), *map(str, paths)],
+                             capture_output=True, text=True, timeout=timeout)
+    rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode:
+        died = {"outcome": f"process died ({run.returncode}): {run.stderr.strip().splitlines()[-1:]}",
+                "seconds": float("nan"), "extra_mb": float("nan")}
+        rows += [died] * (len(pairs) - len(rows))
+    return rows
 
 
 def _kind(message: str) -> str:

@@ -16,8 +16,9 @@ Pure numpy, no torch: docs/FORMAT.md states the same rules.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -85,16 +86,24 @@ class Grid:
     def count(self) -> int:
         return span_count(self.width, self.size, self.overlap) * span_count(self.height, self.size, self.overlap)
 
+    def shapes(self) -> dict[tuple[int, int], int]:
+        """How many tiles there are of each (height, width): a few shapes, however many tiles."""
+        rows = Counter(y1 - y0 for y0, y1 in spans(self.height, self.size, self.overlap))
+        cols = Counter(x1 - x0 for x0, x1 in spans(self.width, self.size, self.overlap))
+        return {(h, w): m * n for h, m in rows.items() for w, n in cols.items()}
+
     def tiles(self, region: Region | None = None) -> list[Tile]:
         """The tiles in raster order, or only those that cover part of region (x, y, w, h)."""
+        return [t for row in self._rows(region) for t in row]
+
+    def _rows(self, region: Region | None = None) -> Iterator[list[Tile]]:
+        """The tiles that cover part of region, one row of tiles at a time (built as they are asked for)."""
         rx, ry, rw, rh = region or (0, 0, self.width, self.height)
         xs = spans(self.width, self.size, self.overlap)
-        out = []
+        cols = [(c, x0, x1) for c, (x0, x1) in enumerate(xs) if x0 < rx + rw and rx < x1]
         for r, (y0, y1) in enumerate(spans(self.height, self.size, self.overlap)):
-            for c, (x0, x1) in enumerate(xs):
-                if y0 < ry + rh and ry < y1 and x0 < rx + rw and rx < x1:
-                    out.append(Tile(r * len(xs) + c, r, c, x0, y0, x1, y1))
-        return out
+            if y0 < ry + rh and ry < y1:
+                yield [Tile(r * len(xs) + c, r, c, x0, y0, x1, y1) for c, x0, x1 in cols]
 
     def check_region(self, region: Region) -> Region:
         """region as ints, or ValueError when it is empty or reaches outside the image."""
@@ -107,33 +116,46 @@ class Grid:
     def assemble(self, decode_tile: Callable[[Tile], np.ndarray], region: Region | None = None) -> np.ndarray:
         """Blend decoded tiles (uint8 tile.height x tile.width x 3) into the region's uint8 pixels.
 
-        Works down one row of tiles at a time and calls decode_tile once per tile that touches the
-        region: only one row of tiles (plus the overlap rows) is held in float32 at once.
+        Calls decode_tile once per tile that touches the region, in raster order, and finishes each
+        tile's pixels before the next: besides the output, only the overlap strips still waiting for
+        a neighbour (overlap rows across the region, overlap columns of one tile) and one tile are
+        held in float32. Sums run in tile order, as docs/FORMAT.md states.
         """
         rx, ry, rw, rh = region or (0, 0, self.width, self.height)
         xs = spans(self.width, self.size, self.overlap)
         ys = spans(self.height, self.size, self.overlap)
         out = np.empty((rh, rw, 3), np.uint8)
-        pending = np.zeros((0, rw, 3), np.float32)  # blended rows [done, done + len(pending)) not yet final
-        done = ry
-        by_row: dict[int, list[Tile]] = {}
-        for t in self.tiles(region):
-            by_row.setdefault(t.row, []).append(t)
-        for r, row_tiles in sorted(by_row.items()):
+        left = None  # the strips' column origin: the first tile's
+        strip = np.zeros((0, 0, 3), np.float32)  # partial sums of the rows shared with the next row of tiles
+        strip_y = 0
+        for row_tiles in self._rows(region):
+            r = row_tiles[0].row
+            left = row_tiles[0].x0 if left is None else left
             y0, y1 = ys[r]
-            band_end = min(y1, ry + rh)
-            if band_end > done + len(pending):
-                pending = np.concatenate([pending, np.zeros((band_end - done - len(pending), rw, 3), np.float32)])
+            ny = ys[r + 1][0] if r + 1 < len(ys) else y1  # rows from here on are shared with the next row
+            next_strip = np.zeros((y1 - ny, max(t.x1 for t in row_tiles) - left, 3), np.float32)
+            carry = None  # partial sums of the columns shared with the next tile of this row
             wy = axis_weights(ys, r, self.overlap)
-            a0 = max(y0, ry)
             for t in row_tiles:
-                pixels = decode_tile(t)
-                b0, b1 = max(t.x0, rx), min(t.x1, rx + rw)
-                w = wy[a0 - y0:band_end - y0, None] * axis_weights(xs, t.col, self.overlap)[None, b0 - t.x0:b1 - t.x0]
-                pending[a0 - done:band_end - done, b0 - rx:b1 - rx] += (
-                    pixels[a0 - y0:band_end - y0, b0 - t.x0:b1 - t.x0] * w[..., None])
-            final = min(ys[r + 1][0], ry + rh) if r + 1 < len(ys) else ry + rh
-            final = max(final, done)
-            out[done - ry:final - ry] = np.clip(np.rint(pending[:final - done]), 0, 255)
-            pending, done = pending[final - done:], final
+                nx = xs[t.col + 1][0] if t.col + 1 < len(xs) else t.x1
+                acc = np.zeros((t.height, t.width, 3), np.float32)
+                if strip_y <= y0 < strip_y + len(strip):  # sums the row above left in the shared rows
+                    acc[:strip_y + len(strip) - y0] = strip[y0 - strip_y:, t.x0 - left:t.x1 - left]
+                if carry is not None and carry[0] == t.x0:  # sums the tile to the left left in the shared columns
+                    acc[:, :carry[1].shape[1]] = carry[1]
+                w = wy[:, None] * axis_weights(xs, t.col, self.overlap)[None, :]
+                acc += decode_tile(t) * w[..., None]
+                carry = (nx, acc[:, nx - t.x0:])
+                next_strip[:, t.x0 - left:t.x1 - left] = acc[ny - y0:]
+                self._finish(out, acc[:ny - y0, :nx - t.x0], t.x0, y0, (rx, ry, rw, rh))
+            strip, strip_y = next_strip, ny
         return out
+
+    @staticmethod
+    def _finish(out: np.ndarray, final: np.ndarray, x0: int, y0: int, region: Region) -> None:
+        """Round the final sums of a rectangle at (x0, y0) into the part of out (the region) it covers."""
+        rx, ry, rw, rh = region
+        a, b = max(y0, ry), min(y0 + final.shape[0], ry + rh)
+        c, d = max(x0, rx), min(x0 + final.shape[1], rx + rw)
+        if a < b and c < d:
+            out[a - ry:b - ry, c - rx:d - rx] = np.clip(np.rint(final[a - y0:b - y0, c - x0:d - x0]), 0, 255)

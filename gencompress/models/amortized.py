@@ -100,7 +100,7 @@ class AmortizedCoder:
         """Streams shorter than the least information their symbols can carry are not genuine:
         refuse a small file claiming a large image (half: constriction's rounding)."""
         stride = self.model.stride
-        symbols = sum(self.model.symbol_count(_latent_hw(t, stride)) for t in header.grid.tiles())
+        symbols = sum(n * self.model.symbol_count(_latent_hw(shape, stride)) for shape, n in header.grid.shapes().items())
         if 0.5 * symbols * self.min_bits > 8 * sum(len(s) for t in tiles for s in t.streams) + 64 * len(tiles):
             raise FormatError("corrupt .gcz file (streams too short for the image size it claims)")
 
@@ -152,7 +152,7 @@ class AmortizedCoder:
                 raise FormatError(f"corrupt .gcz file ({exc})") from None
             return symbols[-1]
 
-        y = self.model.read_latents(_latent_hw(tile, self.model.stride), header.quality - 1, read, self.device)
+        y = self.model.read_latents(_latent_hw((tile.height, tile.width), self.model.stride), header.quality - 1, read, self.device)
         if len(symbols) != len(coded):
             raise FormatError("corrupt .gcz file (too many latent streams)")
         if symbols_crc(symbols) != data.symbols_crc:
@@ -189,8 +189,9 @@ def _padded(hw: tuple[int, int], stride: int) -> tuple[int, int]:
     return -(-hw[0] // stride) * stride, -(-hw[1] // stride) * stride
 
 
-def _latent_hw(tile: Tile, stride: int) -> tuple[int, int]:
-    h, w = _padded((tile.height, tile.width), stride)
+def _latent_hw(shape: tuple[int, int], stride: int) -> tuple[int, int]:
+    """The latent grid of a tile of shape (height, width), padded to the model's stride."""
+    h, w = _padded(shape, stride)
     return h // 16, w // 16
 
 

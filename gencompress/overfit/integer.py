@@ -50,28 +50,38 @@ class IntegerDecoder:
         for i in reversed(range(len(shapes))):
             h, w = shapes[i]
             grid = np.zeros((h, w))
-            context = parent_context(parent, h, w)
             for anchors in (True, False):
                 where = checkerboard(h, w, anchors)
                 if not where.any():
                     continue
-                feats = context[:, where] if anchors else np.concatenate(
-                    [neighbour_context(grid)[:, where], context[:, where]])
-                mean, log_b = self.arm(feats.T, "arm_anchor" if anchors else "arm_other")
-                shift, index = tables.table_index(mean, log_b)
+                shift, index = self._pass_tables(grid, parent, anchors)
                 grid[where] = take(i, anchors, shift, index) + shift
             grids[i] = grid
             parent = grid
         return grids
 
+    def _pass_tables(self, grid: np.ndarray, parent: np.ndarray | None, anchors: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Shift and table index of every latent of one pass, in raster order, computed over bands
+        of rows so that the contexts held at once stay small whatever the grid."""
+        h, w = grid.shape
+        band = max(1, ROW_BLOCK // w)
+        shifts, indexes = [], []
+        for r0 in range(0, h, band):
+            r1 = min(h, r0 + band)
+            where = checkerboard(h, w, anchors)[r0:r1]
+            context = parent_context(parent, h, w, r0, r1)
+            feats = context[:, where] if anchors else np.concatenate(
+                [neighbour_context(grid, r0, r1)[:, where], context[:, where]])
+            shift, index = tables.table_index(*self.arm(feats.T, "arm_anchor" if anchors else "arm_other"))
+            shifts.append(shift)
+            indexes.append(index)
+        return np.concatenate(shifts), np.concatenate(indexes)
+
     def arm(self, feats: np.ndarray, module: str) -> tuple[np.ndarray, np.ndarray]:
         """Fixed-point mean and ln-scale (int64, at 2^-FRACTION_BITS) from contexts (n, inputs) of latents."""
-        x = np.clip(feats, -LATENT_LIMIT, LATENT_LIMIT) * ONE
-        k, layers = self.steps[module], 3
-        for i in range(layers):
-            x = self._linear(x, self.params[f"{module}.{i}.weight"], self.params[f"{module}.{i}.bias"], k)
-            if i < layers - 1:
-                x = np.maximum(x, 0)
+        k = self.steps[module]
+        layers = [(self.params[f"{module}.{i}.weight"], self.params[f"{module}.{i}.bias"], k) for i in range(3)]
+        x = _rows_mlp(feats, layers, LATENT_LIMIT)
         return x[:, 0].astype(np.int64), x[:, 1].astype(np.int64)
 
     def synthesize(self, grids: list[np.ndarray]) -> np.ndarray:
@@ -83,21 +93,34 @@ class IntegerDecoder:
             x = upsample(x, taps[i], k)[:, :grids[i].shape[0], :grids[i].shape[1]]
             x = np.concatenate([x, np.clip(grids[i], -LATENT_LIMIT, LATENT_LIMIT)[None] * ONE])
         p, ks = self.params, self.steps["synthesis"]
-        flat = x.reshape(x.shape[0], -1).T
-        flat = np.maximum(self._linear(flat, p["synthesis.0.weight"], p["synthesis.0.bias"], ks), 0)
-        flat = self._linear(flat, p["synthesis.1.weight"], p["synthesis.1.bias"], ks)
-        x = flat.T.reshape(3, h, w)
+        layers = [(p[f"synthesis.{i}.weight"], p[f"synthesis.{i}.bias"], ks) for i in range(2)]
+        x = _rows_mlp(x.reshape(x.shape[0], -1).T, layers).T.reshape(3, h, w)
         x = np.maximum(x + conv3x3(x, p["synthesis.2.weight"], p["synthesis.2.bias"], ks), 0)
         x = x + conv3x3(x, p["synthesis.3.weight"], p["synthesis.3.bias"], ks)
         pixels = np.floor(np.clip(x, 0, ONE) * 255 / ONE + 0.5)
         return pixels.transpose(1, 2, 0).astype(np.uint8)
 
-    @staticmethod
-    def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
-        """(n, in) activations -> (n, out): floor((x W^T + b 2^F) / 2^k), clipped."""
-        acc = x @ weight.T
-        acc += bias * ONE
-        return _rescale(acc, k)
+
+ROW_BLOCK = 1 << 16  # rows per block in _rows_mlp: memory stays that of a block, whatever the tile
+
+
+def _rows_mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray, int]], clip: float | None = None) -> np.ndarray:
+    """(n, in) -> (n, out): per row, fixed-point layers floor((x W^T + b 2^F) / 2^k), clipped, with
+    ReLU between them; with `clip`, x holds integers clipped to +-clip and scaled by 2^F first.
+    Computed in blocks of rows, each row on its own: exact whatever the block."""
+    out = np.empty((x.shape[0], layers[-1][0].shape[0]))
+    for start in range(0, x.shape[0], ROW_BLOCK):
+        block = x[start:start + ROW_BLOCK]
+        if clip is not None:
+            block = np.clip(block, -clip, clip) * ONE
+        for i, (weight, bias, k) in enumerate(layers):
+            block = block @ weight.T
+            block += bias * ONE
+            block = _rescale(block, k)
+            if i < len(layers) - 1:
+                block = np.maximum(block, 0)
+        out[start:start + ROW_BLOCK] = block
+    return out
 
 
 def checkerboard(h: int, w: int, anchors: bool) -> np.ndarray:
@@ -110,22 +133,25 @@ def _shifted(padded: np.ndarray, pad: int, dy: int, dx: int, h: int, w: int) -> 
     return padded[pad + dy:pad + dy + h, pad + dx:pad + dx + w]
 
 
-def neighbour_context(grid: np.ndarray) -> np.ndarray:
-    """(12, h, w): each element's values at NEIGHBOUR_OFFSETS (0 outside the grid)."""
+def neighbour_context(grid: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
+    """(12, r1 - r0, w): each element's values at NEIGHBOUR_OFFSETS (0 outside the grid), rows r0..r1."""
     h, w = grid.shape
-    padded = np.pad(grid, 2)
-    return np.stack([_shifted(padded, 2, dy, dx, h, w) for dy, dx in NEIGHBOUR_OFFSETS])
+    r1 = h if r1 is None else r1
+    padded = np.pad(grid[max(r0 - 2, 0):r1 + 2], ((2 - min(r0, 2), 2 - min(h - r1, 2)), (2, 2)))
+    return np.stack([_shifted(padded, 2, dy, dx, r1 - r0, w) for dy, dx in NEIGHBOUR_OFFSETS])
 
 
-def parent_context(parent: np.ndarray | None, h: int, w: int) -> np.ndarray:
-    """(9, h, w): the 3x3 neighbourhood of each element's parent (row // 2, col // 2) in the
-    coarser grid (0 outside it, and everywhere for the coarsest grid)."""
+def parent_context(parent: np.ndarray | None, h: int, w: int, r0: int = 0, r1: int | None = None) -> np.ndarray:
+    """(9, r1 - r0, w): the 3x3 neighbourhood of each element's parent (row // 2, col // 2) in the
+    coarser grid (0 outside it, and everywhere for the coarsest grid), rows r0..r1 of an h x w grid."""
+    r1 = h if r1 is None else r1
     if parent is None:
-        return np.zeros((len(PARENT_OFFSETS), h, w))
+        return np.zeros((len(PARENT_OFFSETS), r1 - r0, w))
     ph, pw = parent.shape
-    padded = np.pad(parent, 1)
-    near = np.stack([_shifted(padded, 1, dy, dx, ph, pw) for dy, dx in PARENT_OFFSETS])
-    return near.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+    p0, p1 = r0 // 2, (r1 + 1) // 2  # the parent rows of rows r0..r1
+    padded = np.pad(parent[max(p0 - 1, 0):p1 + 1], ((1 - min(p0, 1), 1 - min(ph - p1, 1)), (1, 1)))
+    near = np.stack([_shifted(padded, 1, dy, dx, p1 - p0, pw) for dy, dx in PARENT_OFFSETS])
+    return near.repeat(2, axis=1).repeat(2, axis=2)[:, r0 - 2 * p0:r0 - 2 * p0 + r1 - r0, :w]
 
 
 def upsample(x: np.ndarray, taps: np.ndarray, k: int) -> np.ndarray:
