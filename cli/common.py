@@ -70,7 +70,7 @@ def output_for(src: str, rel: Path, output: str | None, many: bool, default: Any
     if many:
         out_dir = Path(output)
         if not out_dir.is_dir():
-            raise click.UsageError(f"with several inputs, -o must be an existing directory: {output}")
+            raise bad_usage(f"with several inputs, -o must be an existing directory: {output}")
         return str(out_dir / rel.parent / Path(default(rel)).name)
     return output
 
@@ -115,7 +115,9 @@ def run_each(ctx: click.Context, files: list[tuple[str, Path]], output: str | No
     for (src, _), dst in zip(files, targets):
         if dst != STDIO and taken.setdefault(dst, src) != src:
             raise bad_usage(f"{taken[dst]} and {src} would both be written to {dst}")
-    for src, dst in progress(list(zip([s for s, _ in files], targets)), quiet, desc):
+    bar = progress(list(zip([s for s, _ in files], targets)), quiet, desc)
+    say = getattr(bar, "write", click.echo)  # lines above the progress bar, not through it
+    for src, dst in bar:
         if dst == STDIO and as_json:
             raise click.UsageError("--json writes to stdout; give -o for the output")
         try:
@@ -126,11 +128,12 @@ def run_each(ctx: click.Context, files: list[tuple[str, Path]], output: str | No
             if len(files) == 1:
                 raise
             failed += 1
-            click.echo(f"Error: {src}: {describe(exc)}", err=True)
+            message = describe(exc)
+            say(f"Error: {message if message.startswith(src + ':') else f'{src}: {message}'}", file=sys.stderr)
             continue
         results.append(result)
         if not quiet and not as_json:
-            click.echo(f"{src} -> {dst}: {summary(result)}", err=True)
+            say(f"{src} -> {dst}: {summary(result)}", file=sys.stderr)
     if as_json:
         print_json(results)
     if failed:

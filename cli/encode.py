@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import click
@@ -30,7 +29,7 @@ from .common import (IMAGE_SUFFIXES, STDIO, bad_usage, expand_inputs, plan_jobs,
                    "fit; bytes then depend on the machine's speed) instead of the effort's steps.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("--tile", "tile_size", type=int, default=1024, show_default=True,
-              help="Code in tiles of at most this many pixels square (multiple of 64): bounds memory, "
+              help="Code in tiles of at most this many pixels square (multiple of 64, 128 to 2048): bounds memory, "
                    "lets decode --region read part of the image.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--workers", type=click.IntRange(min=1), help="Encode on a local Dask cluster of N worker "
@@ -77,13 +76,12 @@ def encode(ctx, inputs, output, model, quality, effort, time_budget, device, til
 
 
 def _encode_one(codec, src: str, dst: str, force: bool) -> dict:
-    from PIL import Image
-
     from gencompress import files
+    from gencompress.images import open_image
 
     if dst != STDIO and Path(dst).exists() and not force:
         raise FileExistsError(f"{dst} already exists (use -f to overwrite)")
-    image = Image.open(io.BytesIO(read_input(src))) if src == STDIO else src
+    image = open_image(read_input(src), "stdin") if src == STDIO else src
     data, record = files.encode(codec, image, src, dst)
     write_output(dst, data, force)
     return record

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from .bench import bench
@@ -16,6 +18,12 @@ from .train import train
 @click.version_option(package_name="gencompress")
 def main() -> None:
     """Learned image compression: encode images to .gcz and back."""
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings at the shell are one line on stderr, like errors: no source file or code line."""
+    click.echo(f"Warning: {str(message).splitlines()[0]}", err=True)
 
 
 for command in (encode, decode, info, models, bench, train):

@@ -1,13 +1,18 @@
 """Images in and out: whatever users hand us becomes 8-bit RGB (+ alpha), and back.
 
 The models code 3-channel RGB. Grayscale is coded as RGB with equal channels and returned as one
-channel; an alpha plane travels losslessly beside the lossy colour. 16-bit and other Pillow modes
-are converted to 8 bits with a warning, since the format stores 8-bit samples only.
+channel; an alpha plane travels losslessly beside the lossy colour (gray + alpha is coded as RGBA
+and decodes as HxWx4). 16-bit and other Pillow modes are converted to 8 bits with a warning, since
+the format stores 8-bit samples only. The EXIF orientation of files and PIL images is applied:
+what viewers show is coded. Animated and multi-page images are refused rather than cut to a frame.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -38,7 +43,7 @@ class Planes:
 def to_planes(image: ImageLike) -> Planes:
     """Normalize a path, PIL image or uint8 array (HxW, HxWx1/3/4) into Planes."""
     if isinstance(image, (str, os.PathLike)):
-        return _from_pil(_open(Path(image)))
+        return _from_pil(open_image(Path(image)))
     if isinstance(image, Image.Image):
         return _from_pil(image)
     if isinstance(image, np.ndarray):
@@ -46,23 +51,50 @@ def to_planes(image: ImageLike) -> Planes:
     raise ImageError(f"cannot encode an object of type {type(image).__name__}")
 
 
-def _open(path: Path) -> Image.Image:
+def open_image(source: Path | bytes, name: str | None = None) -> Image.Image:
+    """A still image from a file or its bytes, loaded; ImageError (one line, naming `name` or the
+    path) if it is not one. Pillow's decompression-bomb warning is not shown: the codec's own
+    pixel limits apply. Pillow refuses images over twice its limit (about 179 MP) itself."""
+    name = name or str(source)
     try:
-        with Image.open(path) as img:
-            img.load()
-            return ImageOps.exif_transpose(img)  # code what viewers show: the EXIF orientation applied
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+                img.load()
+                img = img.copy() if getattr(img, "n_frames", 1) == 1 else img
+                _check_still(img, name)
+                return img
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (OSError, Image.DecompressionBombError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot read as an image ({exc})") from None
+        raise ImageError(f"{name}: no such file") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: larger than Pillow's decompression-bomb limit "
+                         f"({2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP)") from None
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ImageError):
+            raise
+        reason = str(exc).replace(repr(str(source)), "").replace(str(source), "").strip(" :")
+        if isinstance(source, bytes):
+            reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", reason)
+        raise ImageError(f"{name}: cannot read as an image ({reason or type(exc).__name__})") from None
+
+
+def _check_still(img: Image.Image, name: str) -> None:
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise ImageError(f"{name}: an animated or multi-page image ({frames} frames); gencompress codes "
+                         f"still images: extract the frame to code first")
 
 
 def _from_pil(img: Image.Image) -> Planes:
+    """A PIL image's planes, with its EXIF orientation applied (what viewers show is coded)."""
+    _check_still(img, "image")
+    img = ImageOps.exif_transpose(img)
     mode = img.mode
     if mode in ("1", "L"):
         return _from_array(np.asarray(img.convert("L")))
-    if mode in ("LA", "La"):
-        return _from_array(np.asarray(img.convert("LA")))
+    if mode in ("LA", "La"):  # gray + alpha: coded, and decoded, as RGBA
+        la = np.asarray(img.convert("LA"))
+        return _checked(Planes(np.repeat(la[:, :, :1], 3, axis=2), la[:, :, 1].copy(), 4))
     if mode in ("RGB",):
         return _from_array(np.asarray(img))
     if mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
@@ -70,11 +102,21 @@ def _from_pil(img: Image.Image) -> Planes:
     if mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
         return _from_array(np.asarray(img.convert("RGB")))
     if mode.startswith("I") or mode == "F":
-        warnings.warn(f"converting {mode} (16/32-bit) samples to 8 bits", stacklevel=3)
+        _warn(f"converting {mode} (16/32-bit) samples to 8 bits: .gcz stores 8-bit samples")
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         return _from_array(np.clip(np.round(arr * 255.0 / peak), 0, 255).astype(np.uint8))
     raise ImageError(f"unsupported image mode {mode}")
+
+
+def _warn(message: str) -> None:
+    """A UserWarning attributed to the first caller outside this package (so that Python's
+    one-line-plus-source display shows the user's own line, and filters by module work)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of _warn
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def _from_array(arr: np.ndarray) -> Planes:
@@ -85,11 +127,12 @@ def _from_array(arr: np.ndarray) -> Planes:
     if arr.ndim == 2:
         rgb = np.repeat(arr[:, :, None], 3, axis=2)
         return _checked(Planes(rgb, None, 1))
-    if arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha: decoded as RGBA
-        return _checked(Planes(np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1].copy(), 4))
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         alpha = arr[:, :, 3].copy() if arr.shape[2] == 4 else None
         return _checked(Planes(np.ascontiguousarray(arr[:, :, :3]), alpha, arr.shape[2]))
+    if arr.ndim == 3 and arr.shape[2] == 2:
+        raise ImageError("an HxWx2 array is ambiguous; for gray + alpha pass HxWx4 (gray in the first three "
+                         "channels) or a PIL image of mode 'LA' (both decode as HxWx4)")
     raise ImageError(f"expected an array of shape HxW or HxWxC with C in 1, 3, 4; got {arr.shape}")
 
 

@@ -179,3 +179,23 @@ def test_several_inputs_keep_their_folders_under_the_output_directory(tmp_path, 
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.gcz")) == ["a.png.gcz", "sub/a.png.gcz"]
     clash = run("encode", str(src / "a.png"), str(src / "sub" / "a.png"), "-o", str(out), "-f")
     assert "both be written" in one_line_error(clash)
+
+
+def test_errors_and_warnings_are_one_line_each(tmp_path, rgb):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    deep = tmp_path / "deep.png"
+    Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(deep)
+    proc = run("encode", str(bad), str(deep), "-o", str(tmp_path), "--model", "vae", "--quality", "1")
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert f"Error: {bad}: cannot read as an image" in err and f"{bad}: {bad}" not in err  # the path once
+    warning = [line for line in err.splitlines() if "Warning" in line]
+    assert len(warning) == 1 and "8 bits" in warning[0] and "images.py" not in err
+    assert "BytesIO" not in one_line_error(run("encode", "-", "-o", str(tmp_path / "x.gcz"), stdin=b"junk"))
+    assert "stdin: cannot read as an image" in one_line_error(run("encode", "-", "-o", str(tmp_path / "x.gcz"),
+                                                                  stdin=b"junk"))
+    notadir = tmp_path / "file"
+    notadir.write_text("")
+    usage = run("encode", str(deep), str(deep), "-o", str(notadir))
+    assert usage.returncode == 2 and "must be an existing directory" in one_line_error(usage)

@@ -68,6 +68,47 @@ def test_pil_modes_and_paths(rgb, tmp_path):
     assert gencompress.decode(data).shape == rgb.shape[:2]
 
 
+def test_warnings_point_at_the_callers_line(rgb):
+    deep = Image.fromarray((rgb[:, :, 0].astype(np.int32) * 257)).convert("I;16")
+    with pytest.warns(UserWarning, match="8 bits") as caught:
+        gencompress.encode(deep, device="cpu")
+    assert caught[0].filename == __file__  # not a line inside gencompress
+
+
+def test_exif_orientation_is_applied_to_paths_pil_images_and_bytes(rgb, tmp_path):
+    from gencompress.images import open_image
+
+    stored = Image.fromarray(rgb)  # 96 wide, 80 high, shown rotated a quarter turn: 80 wide, 96 high
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    for image in (path, Image.open(path), open_image(path.read_bytes(), "stdin")):
+        assert gencompress.decode(gencompress.encode(image, device="cpu")).shape == (96, 80, 3)
+
+
+def test_gray_alpha(rgb):
+    la = Image.fromarray(np.dstack([rgb[:, :, 0], rgb[:, :, 1]]), "LA")
+    decoded = gencompress.decode(gencompress.encode(la, device="cpu"))
+    assert decoded.shape == (80, 96, 4)  # documented: gray + alpha decodes as RGBA
+    np.testing.assert_array_equal(decoded[:, :, 3], rgb[:, :, 1])
+    with pytest.raises(gencompress.ImageError, match="HxWx2 array is ambiguous"):
+        gencompress.encode(np.dstack([rgb[:, :, 0], rgb[:, :, 1]]))
+
+
+def test_animated_images_are_refused_not_cut(rgb, tmp_path):
+    from gencompress.images import open_image
+
+    path = tmp_path / "anim.gif"
+    frames = [Image.fromarray(np.roll(rgb, k, axis=1)) for k in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    for image in (path, Image.open(path)):
+        with pytest.raises(gencompress.ImageError, match="animated or multi-page image .3 frames."):
+            gencompress.encode(image)
+    with pytest.raises(gencompress.ImageError, match="^stdin: an animated"):
+        open_image(path.read_bytes(), "stdin")
+
+
 def test_input_is_not_modified(rgb):
     image = rgb.copy()
     gencompress.encode(image, device="cpu")
@@ -161,9 +202,41 @@ def test_shared_codec_is_thread_safe(rgb):
 def test_codec_arguments():
     with pytest.raises(KeyError):
         Codec(model="nope")
-    with pytest.raises(ValueError):
-        Codec(quality=9)
     assert Codec(model="ae", quality=5).get_config() == {"id": "gencompress", "model": "ae", "quality": 5}
+    assert Codec(quality=np.int64(4), tile_size=2048).quality == 4
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"quality": 9}, "quality must be an integer from 1 to 8"),
+    ({"quality": 3.0}, "quality must be an integer"),
+    ({"quality": True}, "quality must be an integer"),
+    ({"tile_size": 10**6}, "tile size must be a multiple of 64 from 128 to 2048"),
+    ({"tile_size": 256.0}, "tile size"),
+    ({"max_pixels": 0}, "max_pixels must be a positive integer"),
+    ({"device": "tpu"}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({"device": "cpu:1"}, "device must be"),
+])
+def test_bad_arguments_are_refused_at_construction(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        Codec(**arguments)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_refused_at_construction():
+    with pytest.raises(ValueError, match="no CUDA GPU is available"):
+        Codec(device="cuda")
+
+
+@pytest.mark.parametrize("data, message", [("photo.gcz", "got str .a path"), (None, "got NoneType"), (42, "got int")])
+def test_decode_wants_bytes(data, message):
+    with pytest.raises(TypeError, match=message):
+        gencompress.decode(data)
+
+
+def test_decode_takes_any_bytes_like(small_gcz):
+    expected = gencompress.decode(small_gcz)
+    for data in (bytearray(small_gcz), memoryview(small_gcz), np.frombuffer(small_gcz, np.uint8)):
+        assert np.array_equal(gencompress.decode(data), expected)
 
 
 def test_import_is_light():
