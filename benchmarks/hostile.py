@@ -5,7 +5,8 @@
 The cases (gencompress.fuzz.hostile) are built from the format's structure with valid CRCs: huge
 claimed images with tiny streams, huge tiles, wide bands, many tiles, duplicated tiles, a long
 name. Prints per case the outcome, seconds and peak resident memory (VmHWM) above what loading the
-model took (one process per model, its peak reset before each case); --cap-gb sets an address-space limit, to see that running out of memory is refused
+model took (one process per model, its peak reset before each case); --cap-gb limits the address
+space the decodes may map beyond the loaded process, to see that running out of memory is refused
 as a FormatError too.
 """
 

@@ -8,7 +8,7 @@ neighbours repeat), cut to a 3:2 frame of that many megapixels. Each size runs i
 one for encoding and one for decoding, so the peak resident set (ru_maxrss) of each is its own
 (it includes torch and the model, about 1.2 GB); times exclude loading the model, and include
 reading the input (PNG or .gcz) and, for encoding, writing the .gcz file;
---tile 0 codes the image as one tile (whole-image coding), for comparison. A 512x512 region from
+--tile 0 codes the image as one tile (whole-image coding, images up to 2048 pixels a side), for comparison. A 512x512 region from
 the middle of the image is decoded too. One JSON line per size, then a table.
 For `overfit`, --effort picks the preset and --steps replaces its step count: the encoder's memory
 does not depend on the number of steps, its time grows with them (then the time and rate-distortion
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,4,16,50", help="megapixels, comma-separated")
     parser.add_argument("--model", default="vae")
     parser.add_argument("--quality", type=int, default=3)
-    parser.add_argument("--tile", type=int, default=1024, help="tile size; 0: the whole image as one tile")
+    parser.add_argument("--tile", type=int, default=1024, help="tile size; 0: the whole image as one tile (up to 2048 a side)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--effort", help="overfit: the effort preset (default: default)")
     parser.add_argument("--steps", type=int, default=0, help="overfit: replace the preset's step count (0: keep it)")

@@ -26,14 +26,13 @@ import hashlib
 import os
 import importlib
 import threading
-import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import container, images, tiling
-from .container import ChecksumError, Container, Device, FormatError, Header, TileData
+from .container import Container, Device, FormatError, Header, TileData
 from .family import SharpenError, TileCoder
 from .models import registry
 
@@ -216,16 +215,6 @@ class Codec:
         h = c.header
         if region is not None:
             region = h.grid.check_region(region)
-        if h.image_crc is not None:  # version 1: one tile, its pixel CRC is of the whole plain image
-            def tile(t: tiling.Tile, strength: float | None = None) -> np.ndarray:
-                return coder.decode_tile(h, t, c.tiles[t.index], False, strength)
-
-            plain = self._finish(c, h.grid.assemble(tile), None)
-            if verify and h.device == Device.of(coder.device) and zlib.crc32(plain.tobytes()) != h.image_crc:
-                raise ChecksumError("decoded pixels differ from the encoder's (pixel CRC mismatch)")
-            full = plain if sharpen is None else self._finish(c, h.grid.assemble(lambda t: tile(t, sharpen)), None)
-            x, y, w, hh = region or (0, 0, h.width, h.height)
-            return full[y:y + hh, x:x + w]
         tiles = h.grid.assemble(lambda t: coder.decode_tile(h, t, c.tiles[t.index], verify, sharpen), region)
         return self._finish(c, tiles, region)
 
@@ -238,8 +227,6 @@ class Codec:
 
     def _decode_many(self, blobs: Sequence[bytes], verify: bool) -> list[np.ndarray]:
         opened = [self._open(data) for data in blobs]
-        if any(c.header.image_crc is not None for c, _ in opened):  # version 1: the whole-image path
-            return [self.decode(data, verify) for data in blobs]
         done: dict[tuple[int, int], np.ndarray] = {}
         by_coder: dict[int, list[tuple[int, tiling.Tile]]] = {}
         for i, (c, coder) in enumerate(opened):

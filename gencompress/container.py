@@ -29,7 +29,7 @@ from enum import IntEnum
 from . import tiling
 
 MAGIC = b"\x89GCZ\r\n\x1a\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the amortized models decode in exact fixed point (same layout as 2)
 CODER_CONSTRICTION_ANS = 1  # entropy.py: AnsCoder, Categorical(perfect=False), 16-bit CDF tables
 DEFAULT_MAX_PIXELS = 1 << 28  # 268 MP: refuse larger claims before allocating anything
 MIN_TILE_SIZE = 16
@@ -38,7 +38,7 @@ MIN_TILE_SIZE = 16
 MAX_TILE_SIZE = 2048
 
 _PREFIX = struct.Struct("<8sB")
-_HEADER_LEN = {1: struct.Struct("<H"), 2: struct.Struct("<I")}
+_HEADER_LEN = {1: struct.Struct("<H"), 2: struct.Struct("<I"), 3: struct.Struct("<I")}
 _IMAGE = struct.Struct("<32sBIIBBBB")
 _TILING = struct.Struct("<IIII")
 _TILE = struct.Struct("<IIB")
@@ -83,7 +83,6 @@ class Header:
     tile_size: int = 1024  # tiles of at most tile_size x tile_size pixels ...
     overlap: int = 32  # ... overlapping by this many pixels (tiling.py)
     version: int = FORMAT_VERSION
-    image_crc: int | None = None  # version 1 only: CRC32 of the whole decoded image (uint8, H x W x C)
 
     @property
     def pixels(self) -> int:
@@ -265,7 +264,7 @@ def _parse_v1_tail(header: Header, fields: bytes, pos: int) -> tuple[Header, _Ti
     """Version 1: image-wide checksums and a flat stream table; read as one tile covering the image."""
     if pos + _V1_CHECKS.size > len(fields):
         raise FormatError("corrupt .gcz header (too short)")
-    sym_crc, pix_crc, n = _V1_CHECKS.unpack_from(fields, pos)
+    sym_crc, _, n = _V1_CHECKS.unpack_from(fields, pos)  # (the pixel CRC of a float reconstruction: unchecked)
     pos += _V1_CHECKS.size
     if pos + n * _V1_STREAM.size != len(fields):
         raise FormatError("corrupt .gcz header (stream table size)")
@@ -280,5 +279,5 @@ def _parse_v1_tail(header: Header, fields: bytes, pos: int) -> tuple[Header, _Ti
     latents = [length for kind, length in streams if kind == 0]
     alpha_len = streams[-1][1] if header.channels == 4 else 0
     header = Header(**{**header.__dict__, "tile_size": max(header.width, header.height, MIN_TILE_SIZE),
-                       "overlap": 0, "image_crc": pix_crc})
+                       "overlap": 0})
     return header, [(sym_crc, None, latents)], alpha_len

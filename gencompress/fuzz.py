@@ -91,8 +91,9 @@ def peak_mb():
 cap, files = int(sys.argv[1]), sys.argv[2:]
 for valid in files[0::2]:
     gencompress.decode(open(valid, "rb").read())  # models loaded: measure the refusals alone
-if cap:
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+if cap:  # address space beyond what the process has mapped so far (torch maps gigabytes of libraries)
+    mapped = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + cap, mapped + cap))
 for valid, forged in zip(files[0::2], files[1::2]):
     valid, forged = open(valid, "rb").read(), open(forged, "rb").read()
     gencompress.decode(valid)
@@ -116,7 +117,8 @@ def decode_in_subprocess(pairs: list[tuple[bytes, bytes]], memory_cap: int = 0, 
     """Decode each (valid, forged) pair's forged file in one fresh Python process, after its valid
     file (which loads the model): per pair the outcome (the FormatError's message, or another
     exception's), seconds, and the peak resident memory (VmHWM, MB) above the resident memory
-    before it. memory_cap: an address-space limit in bytes for the decodes (0: none)."""
+    before it. memory_cap: bytes of address space the decodes may map beyond what the process has
+    mapped once its models are loaded (0: no limit)."""
     import json
     import subprocess
     import sys

@@ -142,7 +142,7 @@ def test_tiles_and_region(photo):
     assert run("encode", str(photo), "--tile", "128", "-q").returncode == 0
     gcz = photo.with_name("photo.png.gcz")
     info = json.loads(run("info", str(gcz), "--json").stdout)
-    assert info["tiles"] == {"count": 1, "size": 128, "overlap": 32} and info["format_version"] == 2
+    assert info["tiles"] == {"count": 1, "size": 128, "overlap": 32} and info["format_version"] == 3
     out = photo.with_name("part.png")
     assert run("decode", str(gcz), "--region", "10,20,30,40", "-o", str(out), "-q").returncode == 0
     assert np.asarray(Image.open(out)).shape == (40, 30, 3)

@@ -26,10 +26,13 @@ def test_decoded_pixels_equal_the_models_reconstruction(rgb, model):
     padded = np.pad(rgb, ((0, -80 % net.model.stride), (0, -96 % net.model.stride), (0, 0)), mode="edge")
     x = torch.tensor(padded).permute(2, 0, 1)[None].float() / 255
     _, y_in = net.model.code(net.model.analyze(x, 3), 3)
-    x_hat = net.model.synthesize(y_in)
-    expected = (x_hat[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()[:80, :96]
-    np.testing.assert_array_equal(decoded, expected)
+    np.testing.assert_array_equal(decoded, net.model.synthesize_exact(y_in)[0, :80, :96])
     assert decoded.shape == rgb.shape and decoded.dtype == np.uint8
+    # the fixed-point synthesis is the float one to within rounding: one level at most, in few values
+    x_hat = net.model.synthesize(y_in)
+    in_float = (x_hat[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()[:80, :96]
+    difference = np.abs(decoded.astype(int) - in_float)
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.15
 
 
 def natural(rgb: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

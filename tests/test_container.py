@@ -40,14 +40,15 @@ def test_tiled_round_trip():
 
 def test_version_1_files_read_as_one_tile():
     c = container.unpack(GOLDEN_V1.read_bytes())
-    assert c.header.version == 1 and c.header.image_crc is not None and len(c.tiles) == 1
+    assert c.header.version == 1 and len(c.tiles) == 1
     assert c.header.grid.tiles()[0].width == c.header.width and c.tiles[0].pixels_crc is None
     assert container.read_header(GOLDEN_V1.read_bytes()[:container.HEADER_MAX_BYTES]) == c.header.__class__(
-        **{**c.header.__dict__, "tile_size": Header.tile_size, "overlap": Header.overlap, "image_crc": None})
+        **{**c.header.__dict__, "tile_size": Header.tile_size, "overlap": Header.overlap})
 
 
 @pytest.mark.parametrize("field, value, message", [
     ("tile_size", 8, "tiles of 8 pixels"),
+    ("tile_size", 4096, "tiles of 4096 pixels exceed the limit of 2048"),
     ("overlap", 600, "overlapping by 600"),
 ])
 def test_invalid_tiling(field, value, message):
@@ -85,8 +86,8 @@ def test_not_gcz(data, message):
 
 def test_unknown_version():
     data = bytearray(make())
-    data[8] = 3
-    with pytest.raises(FormatError, match="version 3"):
+    data[8] = container.FORMAT_VERSION + 1
+    with pytest.raises(FormatError, match=f"version {container.FORMAT_VERSION + 1}"):
         container.unpack(bytes(data))
 
 

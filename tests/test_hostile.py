@@ -49,8 +49,8 @@ def test_running_out_of_memory_is_a_format_error(image):
     c = container.unpack(valid)
     header = dataclasses.replace(c.header, width=2048 * 8, height=2048 * 8, tile_size=2048)
     forged = container.pack(dataclasses.replace(c, header=header, tiles=c.tiles * header.grid.count))
-    [r] = fuzz.decode_in_subprocess([(valid, forged)], memory_cap=3 << 30)
-    assert r["outcome"].startswith("FormatError"), r
+    [r] = fuzz.decode_in_subprocess([(valid, forged)], memory_cap=200 << 20)  # the output alone needs 805 MB
+    assert r["outcome"] == "FormatError: not enough memory to decode this file", r
 
 
 def test_the_duplicated_tile_file_decodes_to_two_equal_halves(image):

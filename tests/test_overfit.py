@@ -6,10 +6,6 @@ they check does not depend on how good the fit is.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -220,32 +216,6 @@ def test_corrupted_and_hostile_files_raise_format_error(rgb):
     for n in (5, len(data) // 2, len(data) - 1):
         with pytest.raises(container.FormatError):
             gencompress.decode(data[:n])
-
-
-DECODE_SCRIPT = """
-import hashlib, sys
-import gencompress
-pixels = gencompress.decode(open(sys.argv[1], "rb").read(), device="cpu")
-print(hashlib.sha256(pixels.tobytes()).hexdigest())
-"""
-
-
-@pytest.mark.parametrize("env", [
-    {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
-    {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"},
-    {"ATEN_CPU_CAPABILITY": "avx512", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"},
-    {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512_SKX AVX2 FMA3",
-     "OPENBLAS_NUM_THREADS": "1"},
-], ids=["default-1thread", "avx2-2threads", "avx512-2threads", "sse-blas-no-avx"])
-def test_a_file_decodes_to_the_same_pixels_in_fresh_processes_on_other_instruction_sets(rgb, tmp_path, env):
-    image = natural(rgb, 70, 90)
-    data = overfit(image, tile_size=128)
-    expected = hashlib.sha256(gencompress.decode(data).tobytes()).hexdigest()
-    path = tmp_path / "x.gcz"
-    path.write_bytes(data)
-    out = subprocess.run([sys.executable, "-c", DECODE_SCRIPT, str(path)], env=os.environ | env,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == expected  # and the pixel checksum held there (decode verifies it)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

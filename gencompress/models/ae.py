@@ -62,7 +62,7 @@ class FactorizedPrior(GainedTransforms):
 
     @torch.no_grad()
     def read_latents(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
-                     device: torch.device) -> Tensor:
+                     device: torch.device, exact: bool = True) -> Tensor:
         """The synthesis input (1, M, h, w) of one tile, from the symbols that read() decodes."""
         q = torch.tensor([quality], device=device)
         m = self.gains.gain.shape[1]

@@ -6,8 +6,11 @@ and the synthesis input the decoder will rebuild), `read_latents` (that input fr
 symbols) and `synthesize` (batched). Everything that decides symbols, tables or recorded checksums
 runs per tile; only the two transforms are batched, which a GPU likes and a CPU does not mind.
 
-Pixels are checked against the encoder's CRC only on the kind of device that made them: float32
-convolutions round differently on CPU and CUDA.
+Decoding networks run in exact fixed point (models/exact.py) for files of format version 3, so
+their pixels are the same on every machine and always checked against the encoder's CRC. Files of
+versions 1 and 2 were reconstructed in float32, whose roundings depend on the machine (thread
+count, oneDNN, instruction set, device): they decode as before and their pixel CRC is not checked
+(their symbols CRC is).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import entropy, images
-from ..container import ChecksumError, Device, FormatError, Header, TileData
+from ..container import ChecksumError, FormatError, Header, TileData
 from ..family import SharpenError, symbols_crc
 from ..tiling import Tile
 from . import registry
@@ -91,7 +94,7 @@ class AmortizedCoder:
             x = (torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float() / 255.0).contiguous()
             for (i, rgb), y in zip(batch, self.model.analyze(x, q)):
                 latents, y_in = self.model.code(y[None], q)
-                pixels = _to_uint8(self.model.synthesize(y_in.contiguous()))[:rgb.shape[0], :rgb.shape[1]]
+                pixels = self.model.synthesize_exact(y_in)[0, :rgb.shape[0], :rgb.shape[1]]
                 out[i] = TileData(tuple(entropy.encode(sym, idx, self.tables[table]) for sym, idx, table in latents),
                                   symbols_crc(sym for sym, _, _ in latents), zlib.crc32(pixels.tobytes()))
         return [out[i] for i in range(len(tiles))]
@@ -109,31 +112,35 @@ class AmortizedCoder:
         """One tile's plain pixels, checked against their CRC; sharpened by the GAN decoder if asked."""
         gan = None if sharpen is None else self.sharpener()
         y = self._read_tile(header, tile, data)
-        x_hat = self.model.synthesize(y)
-        pixels = _to_uint8(x_hat)[:tile.height, :tile.width]
+        pixels = self._synthesize(header, y)[0, :tile.height, :tile.width]
         self._check_pixels(header, tile, data, pixels, verify)
         if gan is None:
             return pixels
+        # the GAN's residual on the plain pixels themselves: strength 0 gives them back exactly
+        plain = torch.from_numpy(self._synthesize(header, y)).permute(0, 3, 1, 2).to(y.device, torch.float32) / 255
         with torch.no_grad():
-            sharp = gan(y, x_hat, torch.full((1,), float(sharpen), device=y.device))
-        return _to_uint8(sharp)[:tile.height, :tile.width]
+            sharp = gan(y, plain, torch.full((1,), float(sharpen), device=y.device))
+        return _to_uint8(sharp)[0, :tile.height, :tile.width]
 
     def decode_tiles(self, items: Sequence[tuple[Header, Tile, TileData]], verify: bool) -> list[np.ndarray]:
-        """Tiles of equal shape share the synthesis transform's batches; a tile whose batched
-        pixels miss their checksum is synthesized again alone, so each is what decode_tile gives."""
+        """Tiles of equal shape share the synthesis transform's batches (exact: a batch gives each
+        tile what it gives alone; in float, versions 1 and 2, it may round otherwise: unchecked)."""
         done: dict[int, np.ndarray] = {}
         stride = self.model.stride
-        for batch in _batches(list(enumerate(items)), lambda it: _padded((it[1][1].height, it[1][1].width), stride),
-                              self._batch_pixels):
+        for batch in _batches(list(enumerate(items)), lambda it: (it[1][0].version >= 3,
+                              *_padded((it[1][1].height, it[1][1].width), stride)), self._batch_pixels):
             inputs = [self._read_tile(*item) for _, item in batch]
-            x_hat = self.model.synthesize(torch.cat(inputs))
+            pixels = self._synthesize(batch[0][1][0], torch.cat(inputs))
             for k, (i, (header, tile, data)) in enumerate(batch):
-                pixels = _to_uint8(x_hat[k:k + 1])[:tile.height, :tile.width]
-                if len(batch) > 1 and not self._pixels_ok(header, data, pixels, verify):
-                    pixels = _to_uint8(self.model.synthesize(inputs[k]))[:tile.height, :tile.width]
-                self._check_pixels(header, tile, data, pixels, verify)
-                done[i] = pixels
+                done[i] = pixels[k, :tile.height, :tile.width]
+                self._check_pixels(header, tile, data, done[i], verify)
         return [done[i] for i in range(len(items))]
+
+    def _synthesize(self, header: Header, y: torch.Tensor) -> np.ndarray:
+        """Pixels (B, H, W, 3) uint8 of synthesis inputs: exact from format version 3 on, else float32."""
+        if header.version >= 3:
+            return self.model.synthesize_exact(y)
+        return _to_uint8(self.model.synthesize(y))
 
     @property
     def _batch_pixels(self) -> int:
@@ -152,21 +159,18 @@ class AmortizedCoder:
                 raise FormatError(f"corrupt .gcz file ({exc})") from None
             return symbols[-1]
 
-        y = self.model.read_latents(_latent_hw((tile.height, tile.width), self.model.stride), header.quality - 1, read, self.device)
+        y = self.model.read_latents(_latent_hw((tile.height, tile.width), self.model.stride), header.quality - 1, read,
+                                    self.device, exact=header.version >= 3)
         if len(symbols) != len(coded):
             raise FormatError("corrupt .gcz file (too many latent streams)")
         if symbols_crc(symbols) != data.symbols_crc:
             raise ChecksumError("decoded latents differ from the encoder's (symbols CRC mismatch)")
         return y
 
-    def _pixels_ok(self, header: Header, data: TileData, pixels: np.ndarray, verify: bool) -> bool:
-        expected = data.pixels_crc
-        if not verify or expected is None or header.device != Device.of(self.device):
-            return True  # not checkable: another kind of device computes other roundings
-        return zlib.crc32(pixels.tobytes()) == expected
-
-    def _check_pixels(self, header: Header, tile: Tile, data: TileData, pixels: np.ndarray, verify: bool) -> None:
-        if not self._pixels_ok(header, data, pixels, verify):
+    @staticmethod
+    def _check_pixels(header: Header, tile: Tile, data: TileData, pixels: np.ndarray, verify: bool) -> None:
+        """Exact pixels (version 3 on) must match the encoder's CRC; float ones are not checked."""
+        if verify and header.version >= 3 and zlib.crc32(np.ascontiguousarray(pixels).tobytes()) != data.pixels_crc:
             raise ChecksumError(f"decoded pixels of tile {tile.index} differ from the encoder's (pixel CRC mismatch)")
 
 
@@ -196,5 +200,5 @@ def _latent_hw(shape: tuple[int, int], stride: int) -> tuple[int, int]:
 
 
 def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8 (round half to even)."""
-    return (x_hat[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) uint8 (round half to even)."""
+    return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -9,7 +9,9 @@ a quality per sample, so every step trains the shared transforms at all rates at
 from __future__ import annotations
 
 import math
+import threading
 
+import numpy as np
 import torch
 from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN
@@ -21,6 +23,7 @@ LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.
 # Its MS-SSIM λ per quality: loss = λ·(1 - MS-SSIM) + bpp.
 MS_SSIM_LAMBDAS: tuple[float, ...] = (2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00)
 QUALITIES = len(LAMBDAS)
+_TWIN_LOCK = threading.Lock()
 
 
 def full_precision(t: Tensor):
@@ -54,8 +57,28 @@ class GainedTransforms(nn.Module):
 
     @torch.no_grad()
     def synthesize(self, y: Tensor) -> Tensor:
-        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped)."""
+        """Synthesis inputs (B, M, h, w) -> images (B, 3, 16h, 16w) in [0, 1] (unclamped), in
+        float: what training, the GAN decoder and format versions 1 and 2 use."""
         return self.g_s(y)
+
+    @torch.no_grad()
+    def synthesize_exact(self, y: Tensor) -> np.ndarray:
+        """Synthesis inputs (B, M, h, w) -> pixels (B, 16h, 16w, 3) uint8 in fixed point on the
+        CPU (models/exact.py): the same pixels on every machine (format version 3)."""
+        from .exact import to_fixed, to_pixels
+
+        x = self.exact_twin("g_s")(to_fixed(y.cpu()))
+        return to_pixels(x).permute(0, 2, 3, 1).to(torch.uint8).numpy()
+
+    def exact_twin(self, name: str) -> nn.Module:
+        """The fixed-point twin of the network self.<name>, built once (thread-safe)."""
+        from .exact import exact
+
+        with _TWIN_LOCK:
+            twins = self.__dict__.setdefault("_exact_twins", {})
+            if name not in twins:
+                twins[name] = exact(getattr(self, name))
+            return twins[name]
 
 
 def round_ste(x: Tensor) -> Tensor:

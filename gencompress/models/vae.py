@@ -1,9 +1,11 @@
 """`vae`: mean-scale hyperprior (Minnen et al. 2018, without the serial context), variable rate by gains.
 
-The hyper-synthesis that predicts each latent's Gaussian (mean, scale) runs in float64 on the CPU
-during coding: the scale index that picks each symbol's coding table must come out identical in
-the encoder and the decoder whatever their devices, and float64 keeps rounding far from any
-table boundary. It is a small network at 1/64 of the image size, so this costs little.
+The hyper-synthesis that predicts each latent's Gaussian (mean, scale) runs in exact fixed point
+on the CPU during coding (models/exact.py): the scale index that picks each symbol's coding table
+and the mean must come out identical in the encoder and every decoder, whatever their devices,
+thread counts and instruction sets. It is a small network at 1/64 of the image size, so this
+costs little. Files of format versions 1 and 2 were made with it in float64, which their
+decoding keeps.
 """
 
 from __future__ import annotations
@@ -84,9 +86,16 @@ class MeanScaleHyperprior(GainedTransforms):
                 self._h_s64 = copy.deepcopy(self.h_s).to("cpu", torch.float64)
         return self._h_s64(z_hat.to("cpu", torch.float64))
 
-    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, np.ndarray]:
-        """Means (float32, on z_hat's device) and scale-table indexes (numpy) from z_hat, in float64 on CPU."""
-        scales, means = self._hyper64(z_hat).chunk(2, 1)
+    def _hyper_exact(self, z_hat: Tensor) -> Tensor:
+        """The hyper-synthesis output for z_hat in fixed point (float64 values, exact everywhere)."""
+        from .exact import ONE, to_fixed
+
+        return self.exact_twin("h_s")(to_fixed(z_hat.cpu())) / ONE
+
+    def _gaussian_params(self, z_hat: Tensor, exact: bool = True) -> tuple[Tensor, np.ndarray]:
+        """Means (float32, on z_hat's device) and scale-table indexes (numpy) from z_hat, on the
+        CPU in fixed point (exact=False: in float64, as format versions 1 and 2)."""
+        scales, means = (self._hyper_exact(z_hat) if exact else self._hyper64(z_hat)).chunk(2, 1)
         indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
         return means.to(device=z_hat.device, dtype=torch.float32), indexes
 
@@ -110,10 +119,11 @@ class MeanScaleHyperprior(GainedTransforms):
 
     @torch.no_grad()
     def read_latents(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
-                     device: torch.device) -> Tensor:
-        """The synthesis input (1, M, h, w) of one tile, from the symbols that read() decodes."""
+                     device: torch.device, exact: bool = True) -> Tensor:
+        """The synthesis input (1, M, h, w) of one tile, from the symbols that read() decodes;
+        exact=False for files of format versions 1 and 2."""
         q, z_hat = self._read_hyper(latent_hw, quality, read, device)
-        means, indexes = self._gaussian_params(z_hat)
+        means, indexes = self._gaussian_params(z_hat, exact)
         y_sym = torch.from_numpy(read(indexes, "gaussian")).to(device=device, dtype=torch.float32)[None]
         return self.gains(y_sym + means, q, inverse=True)
 

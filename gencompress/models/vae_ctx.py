@@ -6,9 +6,10 @@ with parameters that also see their four decoded anchor neighbours through compr
 CheckerboardMaskedConv2d. The entropy-parameter network is pointwise (1x1 convolutions), so each
 pass evaluates it only on the positions it codes.
 
-As in `vae`, everything that chooses a coding table (hyper-synthesis, context convolution,
-entropy parameters) runs in float64 on the CPU while coding, so the encoder and the decoder pick
-identical tables whatever their devices. Shares every module of `vae`, so `vae` weights warm-start it.
+Everything that chooses a coding table (hyper-synthesis, context convolution, entropy
+parameters) runs in float64 on the CPU while coding, so that the encoder and the decoder pick
+the same tables whatever their devices; not yet in `vae`'s exact fixed point (this model ships no
+weights: read_latents' `exact` is accepted for the family's interface and has no effect). Shares every module of `vae`, so `vae` weights warm-start it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
 
     @torch.no_grad()
     def read_latents(self, latent_hw: tuple[int, int], quality: int, read: SymbolReader,
-                     device: torch.device) -> Tensor:
+                     device: torch.device, exact: bool = True) -> Tensor:
         q, z_hat = self._read_hyper(latent_hw, quality, read, device)
         hyper = self._hyper64(z_hat)
         anchors = anchor_mask(*latent_hw)[0, 0]

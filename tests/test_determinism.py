@@ -1,0 +1,38 @@
+"""Files decode to identical pixels, with their checksums, under other thread counts, oneDNN off and
+other CPU capabilities (issue 14, item 1; docs/FORMAT.md), each setting in a fresh process."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import gencompress
+from gencompress.portability import SETTINGS, decode_everywhere
+
+
+def test_every_model_decodes_identically_everywhere(rgb, tmp_path):
+    tiled = np.tile(rgb, (2, 2, 1))[:150, :180]
+    cases = [(tiled, "vae", 6, 128), (rgb[:, :, 1], "vae", 8, 1024), (np.dstack([rgb, rgb[:, :, 0]]), "ae", 2, 1024),
+             (tiled, "ae", 7, 128), (tiled[:100, :140], "overfit", 4, 128)]
+    paths, expected = [], []
+    for i, (image, model, quality, tile) in enumerate(cases):
+        data = gencompress.encode(image, model=model, quality=quality, tile_size=tile,
+                                  **({"effort": "fast"} if model == "overfit" else {}))
+        paths.append(tmp_path / f"{i}.gcz")
+        paths[-1].write_bytes(data)
+        expected.append(hashlib.sha256(gencompress.decode(data).tobytes()).hexdigest())
+    settings = {name: SETTINGS[name] for name in ("1 thread", "oneDNN off", "ATEN default, 1 thread", "ATEN avx512")}
+    settings["BLAS without AVX"] = {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512_SKX AVX2 FMA3",
+                                    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    for name, got in decode_everywhere(paths, settings).items():
+        assert got == expected, name  # decoded (the pixel checksum held there) to the very same pixels
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model", ["ae", "vae"])
+def test_a_gpu_encoded_file_decodes_on_the_cpu_with_its_checksums(rgb, model):
+    data = gencompress.encode(rgb, model=model, quality=3, device="cuda")
+    assert np.array_equal(gencompress.decode(data, device="cpu"), gencompress.decode(data, device="cuda"))
