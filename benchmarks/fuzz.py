@@ -1,10 +1,12 @@
 """Long fuzz run of the decoder (the harness of tests/test_fuzz.py): cases, crashes, slowest case.
 
-    python benchmarks/fuzz.py --cases 100000 [--seed 0]
+    python benchmarks/fuzz.py --cases 100000 [--seed 0] [--cap-gb 2]
 
 Seeds are small files of every model and channel layout; a crash is any exception other than
-gencompress.FormatError (and its subclass ChecksumError). Prints the report and the most common
-refusals; exit status 1 if anything crashed.
+gencompress.FormatError (and its subclass ChecksumError). Every case runs under a memory cap: the
+process may map at most --cap-gb beyond what it held once the models were loaded (a case that
+needs more must end in FormatError too). Prints the report and the most common refusals; exit
+status 1 if anything crashed.
 """
 
 from __future__ import annotations
@@ -38,13 +40,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cap-gb", type=float, default=2.0, help="address space per case beyond the loaded process")
     args = ap.parse_args()
     seeds = seed_files()
+    for data in seeds:
+        gencompress.decode(data)  # every model loaded before the cap
+    if args.cap_gb:
+        import resource
+
+        mapped = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+        cap = mapped + int(args.cap_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     bar = tqdm(total=args.cases, file=sys.stderr, mininterval=5, desc="fuzz")
     start = time.perf_counter()
     report = fuzz.run(seeds, args.cases, gencompress.decode, seed=args.seed, progress=lambda _: bar.update(1))
     bar.close()
-    print(f"{report.summary()}; {time.perf_counter() - start:.0f} s, {len(seeds)} seed files")
+    print(f"{report.summary()}; {time.perf_counter() - start:.0f} s, {len(seeds)} seed files, "
+          f"memory cap {args.cap_gb:g} GB beyond the loaded process")
     for outcome, count in report.outcomes.most_common(12):
         print(f"  {count:7d}  {outcome[:100]}")
     for case, error in report.crashes[:20]:

@@ -1,9 +1,12 @@
 """Seeded mutation fuzzing of the decoder: whatever the bytes, only FormatError may come out.
 
-Each case mutates one of a few valid seed files: truncation, bit flips, overwritten or inserted
-or deleted byte runs, random values in the header, or a splice of two files. Half of the cases
-then re-seal the file CRC, so that the mutation reaches the header parser, the entropy decoder
-and the checksums behind it instead of stopping at the CRC. Used by tests/test_fuzz.py (a few
+Each case mutates one of a few valid seed files. A third of the cases change its structure and
+pack it again, so that tile table and CRCs are consistent: header fields at boundary or absurd
+values, tiles duplicated, dropped, swapped or taken from another file, streams cut, extended,
+emptied or swapped, recorded checksums changed. The others change bytes: truncation, bit flips,
+overwritten or inserted or deleted byte runs, random values in the header, or a splice of two
+files; half of those then re-seal the file CRC. Either way the mutation reaches the header parser,
+the entropy decoder and the checksums behind it instead of stopping at the CRC. Used by tests/test_fuzz.py (a few
 thousand cases) and benchmarks/fuzz.py (100k cases).
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+import struct
 import time
 import zlib
 from collections import Counter
@@ -26,6 +30,8 @@ HEADER_REGION = 96  # bytes at the start where the header fields live, for targe
 
 def mutate(data: bytes, rng: random.Random, other: bytes) -> bytes:
     """One random mutation of data (other: a second valid file, for splices)."""
+    if rng.random() < 1 / 3:
+        return _mutate_structure(data, rng, other)
     buf = bytearray(data)
     kind = rng.randrange(6)
     if kind == 0:
@@ -139,6 +145,69 @@ def decode_in_subprocess(pairs: list[tuple[bytes, bytes]], memory_cap: int = 0, 
                 "seconds": float("nan"), "extra_mb": float("nan")}
         rows += [died] * (len(pairs) - len(rows))
     return rows
+
+
+_FIELD_VALUES = {  # header fields and values worth trying: limits, off-by-ones, absurd claims
+    "width": (1, 2, 63, 64, 65, 2047, 2048, 2049, 1 << 14, 1 << 16, (1 << 32) - 1),
+    "height": (1, 2, 63, 64, 65, 2047, 2048, 2049, 1 << 14, 1 << 16, (1 << 32) - 1),
+    "tile_size": (0, 15, 16, 64, 128, 129, 2048, 2049, 1 << 20, (1 << 32) - 1),
+    "overlap": (0, 1, 8, 32, 63, 64, 1024, (1 << 32) - 1),
+    "channels": (0, 1, 2, 3, 4, 5, 255),
+    "quality": (0, 1, 8, 9, 255),
+    "device": (0, 1, 2, 255),
+    "model": ("ae", "vae", "overfit", "vae-ctx", "", "x" * 255),
+}
+
+
+def _mutate_structure(data: bytes, rng: random.Random, other: bytes) -> bytes:
+    """A mutation of the file's structure, re-packed (so tile table and CRC are consistent):
+    a header field set to a boundary or absurd value, or tiles and streams duplicated, dropped,
+    swapped, cut, extended or taken from another file."""
+    try:
+        c, o = container.unpack(data), container.unpack(other)
+    except FormatError:
+        return data
+    tiles = list(c.tiles)
+    kind = rng.randrange(4)
+    if kind == 0:
+        field = rng.choice(list(_FIELD_VALUES))
+        c = dataclasses.replace(c, header=dataclasses.replace(c.header, **{field: rng.choice(_FIELD_VALUES[field])}))
+    elif kind == 1:  # the tile list: duplicate, drop, swap, or take another file's
+        i, j = rng.randrange(len(tiles)), rng.randrange(len(tiles))
+        action = rng.randrange(4)
+        if action == 0:
+            tiles.insert(i, tiles[j])
+        elif action == 1 and len(tiles) > 1:
+            del tiles[i]
+        elif action == 2:
+            tiles[i], tiles[j] = tiles[j], tiles[i]
+        else:
+            tiles[i] = rng.choice(o.tiles)
+    elif kind == 2:  # one stream: cut, extended, emptied, or another stream's
+        i = rng.randrange(len(tiles))
+        streams = list(tiles[i].streams)
+        if streams:
+            k = rng.randrange(len(streams))
+            action = rng.randrange(4)
+            if action == 0:
+                streams[k] = streams[k][:rng.randrange(len(streams[k]) + 1)]
+            elif action == 1:
+                streams[k] += bytes(rng.randrange(256) for _ in range(rng.choice((1, 4, 64))))
+            elif action == 2:
+                streams[k] = b""
+            else:
+                streams[k] = rng.choice(rng.choice(o.tiles).streams or (b"",))
+            if rng.random() < 0.2:
+                streams.append(streams[k])
+            tiles[i] = dataclasses.replace(tiles[i], streams=tuple(streams))
+    else:  # a checksum recorded in the tile table
+        i = rng.randrange(len(tiles))
+        field = rng.choice(("symbols_crc", "pixels_crc"))
+        tiles[i] = dataclasses.replace(tiles[i], **{field: rng.randrange(1 << 32)})
+    try:
+        return container.pack(dataclasses.replace(c, tiles=tuple(tiles)))
+    except (struct.error, ValueError, UnicodeEncodeError):
+        return data
 
 
 def _kind(message: str) -> str:
