@@ -18,7 +18,7 @@ from .common import (IMAGE_SUFFIXES, STDIO, bad_usage, expand_inputs, plan_jobs,
 @click.option("-o", "--output", help="Output file (one input; '-' for stdout) or directory (several inputs).")
 @click.option("--model", type=click.Choice(shipped_names()), default=ENCODE_DEFAULT_MODEL, show_default=True,
               help="overfit: the best compression (about a minute per 768x512 image on 2 cores); "
-                   "vae: a second per image.")
+                   "vae: under two seconds per image.")
 @click.option("--quality", type=click.IntRange(1, 8), default=3, show_default=True,
               help="1 (smallest file) to 8 (best picture): the rate-distortion trade-off λ.")
 @click.option("--effort", type=click.Choice(EFFORTS),

@@ -36,3 +36,18 @@ def test_every_model_decodes_identically_everywhere(rgb, tmp_path):
 def test_a_gpu_encoded_file_decodes_on_the_cpu_with_its_checksums(rgb, model):
     data = gencompress.encode(rgb, model=model, quality=3, device="cuda")
     assert np.array_equal(gencompress.decode(data, device="cpu"), gencompress.decode(data, device="cuda"))
+
+
+def test_a_decoder_with_other_weights_fails_the_pixel_check(rgb):
+    """Exactness keeps the check strict: a synthesis weight off by one step of 2^-16 is caught."""
+    from gencompress.codec import load_model
+
+    data = gencompress.encode(rgb, model="vae", quality=3)
+    first = load_model("vae", "cpu").model.exact_twin("g_s")[0]
+    first.weight[0, 0, 2, 2] += 1
+    try:
+        with pytest.raises(gencompress.ChecksumError, match="pixel CRC"):
+            gencompress.decode(data)
+    finally:
+        first.weight[0, 0, 2, 2] -= 1
+    gencompress.decode(data)
