@@ -63,7 +63,7 @@ class _Conv(nn.Module):
         else:
             acc = F.conv2d(x, self.weight, None, stride, padding, dilation, groups)
         acc += self.bias[None, :, None, None]
-        return torch.floor(acc * 2.0 ** -WEIGHT_FRACTION)
+        return acc.mul_(2.0 ** -WEIGHT_FRACTION).floor_()
 
 
 class _GDN(nn.Module):
@@ -83,10 +83,9 @@ class _GDN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.clamp(-(1 << 26), 1 << 26)  # x^2 below 2^52
-        squares = torch.floor(x * x / ONE).clamp(max=self.square_limit)  # x^2 at 2^-FRACTION
-        acc = F.conv2d(squares, self.gamma, self.beta)
-        root = torch.sqrt(acc * 2.0 ** -(FRACTION + WEIGHT_FRACTION))
-        return torch.floor(x * root if self.inverse else x / root)
+        squares = x.square().mul_(1 / ONE).floor_().clamp_(max=self.square_limit)  # x^2 at 2^-FRACTION
+        root = F.conv2d(squares, self.gamma, self.beta).mul_(2.0 ** -(FRACTION + WEIGHT_FRACTION)).sqrt_()
+        return (root.mul_(x) if self.inverse else torch.div(x, root, out=root)).floor_()
 
 
 class _LeakyReLU(nn.Module):
