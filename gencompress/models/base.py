@@ -65,9 +65,12 @@ class GainedTransforms(nn.Module):
     def synthesize_exact(self, y: Tensor) -> np.ndarray:
         """Synthesis inputs (B, M, h, w) -> pixels (B, 16h, 16w, 3) uint8 in fixed point on the
         CPU (models/exact.py): the same pixels on every machine (format version 3)."""
-        from .exact import to_fixed, to_pixels
+        from .exact import in_bands, to_fixed, to_pixels
 
-        x = self.exact_twin("g_s")(to_fixed(y.cpu()))
+        # Bands of 32 latent rows (512 pixels) with 3 rows of context: the synthesis sees less than
+        # 2 latent rows either side (four 5x5 stride-2 layers), and a 1024-pixel tile then peaks at
+        # 1.2 GB instead of 2.0 (its float64 im2col buffers) for 12% more time.
+        x = in_bands(self.exact_twin("g_s"), to_fixed(y.cpu()), 16, band=32, halo=3)
         return to_pixels(x).permute(0, 2, 3, 1).to(torch.uint8).numpy()
 
     def exact_twin(self, name: str) -> nn.Module:
