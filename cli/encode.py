@@ -43,14 +43,12 @@ from .common import (IMAGE_SUFFIXES, STDIO, bad_usage, expand_inputs, plan_jobs,
 def encode(ctx, inputs, output, model, quality, effort, time_budget, device, tile_size, force, workers, scheduler,
            as_json, quiet, verbose):
     """Compress images (files, directories, or '-' for stdin) to INPUT.gcz."""
-    from gencompress import Codec
-
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster and --scheduler names another: give one")
     if workers or scheduler:
         config = {"model": model, "quality": quality, "device": device, "tile_size": tile_size, "effort": effort,
                   "time_budget": time_budget}
-        Codec(**config)  # bad settings fail here, before a cluster starts
+        _codec(**config)  # bad settings fail here, before a cluster starts
         from gencompress.distributed import encode_task
 
         run_on_cluster(ctx, plan_jobs(inputs, output, IMAGE_SUFFIXES, lambda p: p.with_name(p.name + ".gcz")),
@@ -59,12 +57,8 @@ def encode(ctx, inputs, output, model, quality, effort, time_budget, device, til
     files = expand_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
         raise click.UsageError("no input images found")
-    try:
-        codec = Codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort,
-                      progress=not quiet, time_budget=time_budget)
-    except ValueError as exc:
-        hint = next((h for k, h in (("effort", "--effort"), ("budget", "--time-budget")) if k in str(exc)), "--tile")
-        raise bad_usage(f"{hint}: {exc}") from None
+    codec = _codec(model=model, quality=quality, device=device, tile_size=tile_size, effort=effort,
+                   progress=not quiet, time_budget=time_budget)
 
     def summary(r: dict) -> str:
         effort_note = f" effort {effort or 'default'}" if registry.spec(model).efforts else ""
@@ -73,6 +67,18 @@ def encode(ctx, inputs, output, model, quality, effort, time_budget, device, til
 
     run_each(ctx, files, output, lambda p: p.with_name(p.name + ".gcz"),
              lambda src, dst: _encode_one(codec, src, dst, force), summary, quiet, as_json, "encode")
+
+
+def _codec(**settings):
+    """The Codec of these settings, or a one-line usage error naming the option at fault."""
+    from gencompress import Codec
+
+    try:
+        return Codec(**settings)
+    except ValueError as exc:
+        options = (("effort", "--effort"), ("budget", "--time-budget"), ("device", "--device"), ("tile", "--tile"))
+        hint = next((option for key, option in options if key in str(exc)), "--quality")
+        raise bad_usage(f"{hint}: {exc}") from None
 
 
 def _encode_one(codec, src: str, dst: str, force: bool) -> dict:

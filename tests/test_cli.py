@@ -199,3 +199,14 @@ def test_errors_and_warnings_are_one_line_each(tmp_path, rgb):
     notadir.write_text("")
     usage = run("encode", str(deep), str(deep), "-o", str(notadir))
     assert usage.returncode == 2 and "must be an existing directory" in one_line_error(usage)
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error(photo):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = run("encode", str(photo), "--device", "cuda", "--model", "vae")
+    assert proc.returncode == 2 and one_line_error(proc) == (
+        "Error: --device: device 'cuda': no CUDA GPU is available on this machine")
+    assert not photo.with_name("photo.png.gcz").exists()
