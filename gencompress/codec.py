@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import os
 import importlib
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -201,7 +201,7 @@ class Codec:
         plain pixels exactly; 1: full detail); SharpenError if the file's model has none.
         Raises FormatError for anything that is not a valid file this version can decode, and
         ChecksumError (a FormatError) when the decoded symbols or pixels differ from what the
-        encoder recorded (pixels: where the family can reproduce them, docs/FORMAT.md).
+        encoder recorded (pixels: in files of format version 3 on, which decode exactly: docs/FORMAT.md).
         verify=False skips the pixel check. ValueError: a region outside the image. Running out of
         memory is a FormatError too: what a file makes the decoder allocate is the file's doing.
         """

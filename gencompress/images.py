@@ -60,18 +60,17 @@ def open_image(source: Path | bytes, name: str | None = None) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-                img.load()
-                img = img.copy() if getattr(img, "n_frames", 1) == 1 else img
                 _check_still(img, name)
-                return img
+                img.load()
+                return img.copy()  # (the file closes with the block)
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: larger than Pillow's decompression-bomb limit "
                          f"({2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP)") from None
     except (OSError, ValueError) as exc:
-        if isinstance(exc, ImageError):
-            raise
         reason = str(exc).replace(repr(str(source)), "").replace(str(source), "").strip(" :")
         if isinstance(source, bytes):
             reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", reason)
