@@ -112,12 +112,13 @@ class AmortizedCoder:
         """One tile's plain pixels, checked against their CRC; sharpened by the GAN decoder if asked."""
         gan = None if sharpen is None else self.sharpener()
         y = self._read_tile(header, tile, data)
-        pixels = self._synthesize(header, y)[0, :tile.height, :tile.width]
+        full = self._synthesize(header, y)  # (1, padded height, padded width, 3)
+        pixels = full[0, :tile.height, :tile.width]
         self._check_pixels(header, tile, data, pixels, verify)
         if gan is None:
             return pixels
         # the GAN's residual on the plain pixels themselves: strength 0 gives them back exactly
-        plain = torch.from_numpy(self._synthesize(header, y)).permute(0, 3, 1, 2).to(y.device, torch.float32) / 255
+        plain = torch.from_numpy(full).permute(0, 3, 1, 2).to(y.device, torch.float32) / 255
         with torch.no_grad():
             sharp = gan(y, plain, torch.full((1,), float(sharpen), device=y.device))
         return _to_uint8(sharp)[0, :tile.height, :tile.width]
