@@ -139,9 +139,9 @@ class Grid:
             for t in row_tiles:
                 nx = xs[t.col + 1][0] if t.col + 1 < len(xs) else t.x1
                 acc = np.zeros((t.height, t.width, 3), np.float32)
-                if strip_y <= y0 < strip_y + len(strip):  # sums the row above left in the shared rows
+                if strip_y <= y0 < strip_y + len(strip):  # the row of tiles above summed into the shared rows
                     acc[:strip_y + len(strip) - y0] = strip[y0 - strip_y:, t.x0 - left:t.x1 - left]
-                if carry is not None and carry[0] == t.x0:  # sums the tile to the left left in the shared columns
+                if carry is not None and carry[0] == t.x0:  # the tile to the left summed into the shared columns
                     acc[:, :carry[1].shape[1]] = carry[1]
                 w = wy[:, None] * axis_weights(xs, t.col, self.overlap)[None, :]
                 acc += decode_tile(t) * w[..., None]
