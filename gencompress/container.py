@@ -1,6 +1,7 @@
 """The .gcz file: header, tiles, streams and checks. struct, zlib and numpy: no torch, fast to fuzz.
 
-Version 2 layout (all integers little-endian; docs/FORMAT.md is the specification):
+Version 3 layout, the same as version 2's (all integers little-endian; docs/FORMAT.md is the
+specification; what changed in 3 is how the amortized models reconstruct pixels):
 
     magic        8 bytes  b"\\x89GCZ\\r\\n\\x1a\\n"
     version      u8       FORMAT_VERSION
@@ -12,7 +13,8 @@ Version 2 layout (all integers little-endian; docs/FORMAT.md is the specificatio
     streams      every tile's streams in tile order, then the alpha stream
     crc          u32      CRC32 of every byte before it
 
-Version 1 files (one untiled image, u16 header length, image-wide checksums) are still read.
+Version 1 files (one untiled image, u16 header length, image-wide checksums) and version 2 files
+are still read.
 Every length is checked against the file's size before anything is sliced, and every field
 against its allowed values, so malformed input raises FormatError and nothing else.
 """
