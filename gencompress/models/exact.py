@@ -42,7 +42,7 @@ def to_pixels(x: Tensor) -> Tensor:
 
 
 def _weight(w: Tensor) -> Tensor:
-    return torch.round(w.detach().double() * (1 << WEIGHT_FRACTION))
+    return torch.round(w.detach().cpu().double() * (1 << WEIGHT_FRACTION))
 
 
 class _Conv(nn.Module):
@@ -52,7 +52,7 @@ class _Conv(nn.Module):
         self.geometry = (conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
         self.weight = _weight(conv.weight)
         # at 2^-(FRACTION + WEIGHT_FRACTION), the scale of the products
-        self.bias = torch.round(conv.bias.detach().double() * ONE * (1 << WEIGHT_FRACTION))
+        self.bias = torch.round(conv.bias.detach().cpu().double() * ONE * (1 << WEIGHT_FRACTION))
         per_output = self.weight.abs().sum(dim=(1, 2, 3) if isinstance(conv, nn.Conv2d) else (0, 2, 3))
         self.limit = float(torch.floor((SUM_LIMIT - self.bias.abs().max()) / per_output.max().clamp(min=1)))
 
@@ -75,8 +75,8 @@ class _GDN(nn.Module):
         super().__init__()
         self.inverse = gdn.inverse
         with torch.no_grad():
-            gamma = gdn.gamma_reparam(gdn.gamma.double())
-            beta = gdn.beta_reparam(gdn.beta.double())
+            gamma = gdn.gamma_reparam(gdn.gamma.double()).cpu()  # (element-wise: the same on any device)
+            beta = gdn.beta_reparam(gdn.beta.double()).cpu()
         self.gamma = _weight(gamma)[:, :, None, None]
         # beta at 2^-(FRACTION + WEIGHT_FRACTION), the scale of gamma . x^2; at least 1: the root is positive
         self.beta = torch.round(beta * ONE * (1 << WEIGHT_FRACTION)).clamp(min=1)

@@ -54,21 +54,22 @@ class IntegerDecoder:
                 where = checkerboard(h, w, anchors)
                 if not where.any():
                     continue
-                shift, index = self._pass_tables(grid, parent, anchors)
+                shift, index = self._pass_tables(grid, parent, anchors, where)
                 grid[where] = take(i, anchors, shift, index) + shift
             grids[i] = grid
             parent = grid
         return grids
 
-    def _pass_tables(self, grid: np.ndarray, parent: np.ndarray | None, anchors: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Shift and table index of every latent of one pass, in raster order, computed over bands
-        of rows so that the contexts held at once stay small whatever the grid."""
+    def _pass_tables(self, grid: np.ndarray, parent: np.ndarray | None, anchors: bool,
+                     mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift and table index of every latent of one pass (mask: its checkerboard), in raster
+        order, computed over bands of rows so that the contexts held at once stay small."""
         h, w = grid.shape
         band = max(1, ROW_BLOCK // w)
         shifts, indexes = [], []
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)
-            where = checkerboard(h, w, anchors)[r0:r1]
+            where = mask[r0:r1]
             context = parent_context(parent, h, w, r0, r1)
             feats = context[:, where] if anchors else np.concatenate(
                 [neighbour_context(grid, r0, r1)[:, where], context[:, where]])
