@@ -69,7 +69,7 @@ class GainedTransforms(nn.Module):
 
         # Bands of 32 latent rows (512 pixels) with 3 rows of context: the synthesis sees less than
         # 2 latent rows either side (four 5x5 stride-2 layers), and a 1024-pixel tile then peaks at
-        # 1.2 GB instead of 2.0 (its float64 im2col buffers) for 12% more time.
+        # +1.05 GB instead of +1.98 (its float64 im2col buffers) for 12% more time (benchmarks/exact.py).
         x = in_bands(self.exact_twin("g_s"), to_fixed(y.cpu()), 16, band=32, halo=3)
         return to_pixels(x).permute(0, 2, 3, 1).to(torch.uint8).numpy()
 
