@@ -107,6 +107,46 @@ def test_a_few_steps_lower_the_loss(rgb):
     assert loss(30) < 0.5 * loss(0)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 9), (12, 5)])
+def test_the_fast_rate_is_the_entropy_model_latent_by_latent(shape):
+    """network.rate computes each ARM's first layer as convolutions over checkerboard sub-lattices;
+    it must equal the entropy model applied to each latent's context, gathered one by one."""
+    from gencompress.overfit.architecture import NEIGHBOUR_OFFSETS, PARENT_OFFSETS
+    from gencompress.overfit.network import OverfitNet, _laplace_bits
+
+    torch.manual_seed(0)
+    net = OverfitNet(Architecture(levels=3), *shape, seed=1)
+    with torch.no_grad():
+        for p in list(net.latents) + net.network_parameters():
+            p.normal_(0, 0.5)
+    grids = net.quantize("round")
+
+    def mlp(module: str, x: torch.Tensor) -> torch.Tensor:
+        w = net.weights
+        for i in range(3):
+            x = w[f"{module}_{i}_weight"] @ x + w[f"{module}_{i}_bias"]
+            x = torch.relu(x) if i < 2 else x
+        return x
+
+    def at(g, y, x):
+        inside = g is not None and 0 <= y < g.shape[0] and 0 <= x < g.shape[1]
+        return g[y, x] if inside else torch.zeros(())
+
+    expected, parent = torch.zeros(()), None
+    for g in reversed(grids):
+        for y in range(g.shape[0]):
+            for x in range(g.shape[1]):
+                above = [at(parent, y // 2 + dy, x // 2 + dx) for dy, dx in PARENT_OFFSETS]
+                if (y + x) % 2 == 0:
+                    mean, log_b = mlp("arm_anchor", torch.stack(above))
+                else:
+                    near = [at(g, y + dy, x + dx) for dy, dx in NEIGHBOUR_OFFSETS]
+                    mean, log_b = mlp("arm_other", torch.stack(near + above))
+                expected = expected + _laplace_bits(g[y, x].reshape(1), mean.reshape(1), log_b.reshape(1))
+        parent = g
+    assert torch.allclose(net.rate(grids), expected, rtol=1e-5)
+
+
 def test_starting_points_ship_for_every_quality_of_the_default_architecture():
     arch = Architecture()
     layout = {name: shape for m in MODULES for name, shape in arch.parameters()[m]}

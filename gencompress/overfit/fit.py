@@ -1,9 +1,10 @@
 """The encoder's optimization: fit one tile's latents and decoder to its pixels.
 
 loss = MSE + lambda * bits / pixels, Adam with a cosine learning rate. Most steps see latents
-soft-rounded (temperature 0.3 -> 0.1) plus uniform noise (width 1 -> 0.3), a smooth stand-in for
-rounding whose gradients reach every latent; the last `hard_fraction` of the steps round for
-real, with straight-through gradients, so the networks settle on the values the decoder will see.
+soft-rounded (temperature 0.3 -> 0.1) plus uniform noise (width 1 -> 0.3), soft-rounded again:
+a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
+the steps round for real, with straight-through gradients, so the networks settle on the values
+the decoder will see.
 
 The networks start from the shipped starting points of the quality (starting.py) when there
 are some for the architecture, else from a random initialization; latents start at zero.
