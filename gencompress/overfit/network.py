@@ -19,6 +19,7 @@ from .architecture import CUBIC_TAPS, MODULES, NEIGHBOUR_OFFSETS, PARENT_OFFSETS
 
 LATENT_GAIN = 16.0  # latents are stored divided by this: Adam's steps move them 16x faster
 COLUMN_CHUNK = 32768  # columns per block in _columns_mlp
+LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCALE_BINS - 1)))
 
 
 def _taps(offsets: tuple[tuple[int, int], ...], size: int) -> Tensor:
@@ -31,7 +32,6 @@ def _taps(offsets: tuple[tuple[int, int], ...], size: int) -> Tensor:
 
 _PARENT_TAPS = _taps(PARENT_OFFSETS, 3)
 _NEIGHBOUR_TAPS = _taps(NEIGHBOUR_OFFSETS, 5)
-LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCALE_BINS - 1)))
 
 
 class OverfitNet(nn.Module):
@@ -107,8 +107,8 @@ class OverfitNet(nn.Module):
         are anchors, the other two the second pass): each ARM's first layer is a convolution of the
         parent grid (3x3, at the parent's resolution, since a latent's parent is at (row // 2,
         col // 2)) plus, for the second pass, a strided convolution of the grid itself over the
-        neighbour offsets. The same function as gathering contexts and multiplying, faster: no
-        context tensors, whose gradients cost a pass over memory each.
+        neighbour offsets. The same function as gathering each latent's context and multiplying,
+        without context tensors: 90 MB less peak memory on a 768x512 image, about the same time.
         """
         total = grids[0].new_zeros(())
         parent = None

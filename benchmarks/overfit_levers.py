@@ -1,0 +1,106 @@
+"""Seconds per optimization step of the overfitted codec under levers not in the encoder.
+
+    python benchmarks/overfit_levers.py [--image data/train/0052.png] [--size 512x768] [--steps 20]
+                                        [--threads 2] [--levers eager,bf16,compile]
+
+One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp, backward, Adam.
+- eager: as fit.py runs it;
+- bf16: under torch.autocast("cpu", bfloat16) (these CPUs have AVX-512 BF16): matrix products and
+  convolutions in bfloat16;
+- compile: the loss through torch.compile (inductor, static shapes). Inductor fails on the
+  backward of replicate padding of channels-last tensors, so for this lever only the padding of
+  the upsampling and of the residual convolutions is rebuilt from slices (the same function).
+  The first step's time includes compiling (inductor caches compiled graphs on disk per shape,
+  so a second run of the same size starts sooner).
+Prints per lever the first step's seconds and the median over --steps of the following ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pad_edges(x: torch.Tensor, left: int, right: int, dim: int) -> torch.Tensor:
+    first, last = x.narrow(dim, 0, 1), x.narrow(dim, x.shape[dim] - 1, 1)
+    return torch.cat([first] * left + [x] + [last] * right, dim)
+
+
+def _compile_friendly() -> None:
+    """Replicate padding from slices (inductor cannot differentiate replication_pad2d on channels-last)."""
+    from gencompress.overfit import network
+
+    def conv3x3(x, weight, bias):
+        return F.conv2d(_pad_edges(_pad_edges(x, 1, 1, -1), 1, 1, -2), weight, bias)
+
+    def upsample_last(x, taps):
+        n = x.shape[-1]
+        p = _pad_edges(x, 2, 2, -1)
+        g0, g1, g2, g3 = taps
+        even = g0 * p[..., 0:n] + g1 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g3 * p[..., 3:n + 3]
+        odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
+        return torch.stack([even, odd], dim=-1).reshape(*x.shape[:-1], 2 * n)
+
+    network._conv3x3, network._upsample_last = conv3x3, upsample_last
+
+
+def measure(lever: str, image: np.ndarray, steps: int) -> tuple[float, float]:
+    from gencompress.overfit import network, presets, starting
+
+    h, w = image.shape[:2]
+    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+    arch = presets.EFFORTS[presets.DEFAULT_EFFORT].arch
+    net = network.OverfitNet(arch, h, w, 0, starting.load(5, arch))
+    lam = presets.LAMBDAS[4]
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+
+    def loss_of(temperature: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        grids = net.quantize("soft", temperature=temperature, noise=noise)
+        return F.mse_loss(net.synthesize(grids), target) + lam * net.rate(grids) / (h * w)
+
+    loss_fn = torch.compile(loss_of, dynamic=False) if lever == "compile" else loss_of
+    times = []
+    for i in range(steps + 1):
+        begin = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lever == "bf16"):
+            loss = loss_fn(torch.tensor(0.3 - 1e-3 * i), torch.tensor(1.0 - 1e-3 * i))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - begin)
+    return times[0], statistics.median(times[1:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--image", type=Path, default=ROOT / "data" / "train" / "0052.png")
+    ap.add_argument("--size", default="512x768", help="HxW of the centre crop")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--levers", default="eager,bf16,compile")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    with Image.open(args.image) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
+    image = np.ascontiguousarray(rgb[top:top + h, left:left + w])
+    for lever in args.levers.split(","):
+        if lever == "compile":
+            _compile_friendly()
+        first, per_step = measure(lever, image, args.steps)
+        print(f"{lever}: first step {first:.2f} s, then {per_step:.4f} s per step "
+              f"({w}x{h}, {args.threads} threads)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
