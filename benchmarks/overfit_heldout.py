@@ -2,12 +2,14 @@
 
     python benchmarks/overfit_heldout.py [--data data/train] [--images 0052,0055,0058]
                                          [--qualities 2,5,8] [--effort default] [--crop 384x512]
+                                         [--threads 2]
 
 For weighing a change of the encoder's recipe before spending an hour of the 2 cores on Kodak:
 each image (the centre crop, so a run takes minutes) is encoded at each quality through the
 library, decoded, and measured (bpp of the whole file, PSNR on 8-bit RGB); JPEG (Pillow, quality
 10 to 95) on the same crop is the anchor of a per-image BD-rate (pchip over the PSNR interval both
-cover). The default images are among the last ten of data/train, which the shipped starting
+cover; n/a where the codec's points do not rise with quality or the curves do not overlap). The
+default images are among the last ten of data/train, which the shipped starting
 points never saw (`python -m gencompress.overfit.starting --holdout 10`). Tuning on them, not on
 Kodak, keeps Kodak a test set.
 """
@@ -76,12 +78,16 @@ def main() -> None:
             back = np.asarray(gencompress.decode(data))
             points.append((8 * len(data) / (image.shape[0] * image.shape[1]), psnr(back, image)))
             print(f"{name} q{q}: {points[-1][0]:.4f} bpp {points[-1][1]:.2f} dB ({seconds:.1f} s)", flush=True)
-        anchor = jpeg_curve(image)
-        rate = bd_rate(*zip(*anchor), *zip(*points))
+        rate = float("nan")
+        if len(points) > 1 and all(a[1] < b[1] for a, b in zip(points, points[1:])):
+            rate = bd_rate(*zip(*jpeg_curve(image)), *zip(*points))
         rates.append(rate)
-        print(f"{name}: BD-rate vs JPEG {rate:+.1f}%", flush=True)
-    print(f"mean BD-rate vs JPEG over {len(rates)} images: {np.mean(rates):+.1f}% "
-          f"(per image {', '.join(f'{r:+.1f}%' for r in rates)})")
+        print(f"{name} ({image.shape[1]}x{image.shape[0]}): BD-rate vs JPEG "
+              f"{'n/a' if math.isnan(rate) else f'{rate:+.1f}%'}", flush=True)
+    known = [r for r in rates if not math.isnan(r)]
+    mean = f"{np.mean(known):+.1f}%" if known else "n/a"
+    print(f"mean BD-rate vs JPEG over {len(known)} of {len(rates)} images: {mean} "
+          f"(per image {', '.join('n/a' if math.isnan(r) else f'{r:+.1f}%' for r in rates)})")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def test_a_few_steps_lower_the_loss(rgb):
     assert loss(30) < 0.5 * loss(0)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 9), (12, 5)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5)])
 def test_the_fast_rate_is_the_entropy_model_latent_by_latent(shape):
     """network.rate computes each ARM's first layer as convolutions over checkerboard sub-lattices;
     it must equal the entropy model applied to each latent's context, gathered one by one."""
@@ -116,9 +116,11 @@ def test_the_fast_rate_is_the_entropy_model_latent_by_latent(shape):
 
     torch.manual_seed(0)
     net = OverfitNet(Architecture(levels=3), *shape, seed=1)
-    with torch.no_grad():
-        for p in list(net.latents) + net.network_parameters():
-            p.normal_(0, 0.5)
+    with torch.no_grad():  # small enough that no scale is clamped: every context counts
+        for p in net.latents:
+            p.normal_(0, 0.2)
+        for p in net.network_parameters():
+            p.normal_(0, 0.1)
     grids = net.quantize("round")
 
     def mlp(module: str, x: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ class OverfitNet(nn.Module):
         soft rounding at this temperature, plus uniform noise of this width, soft-rounded again
         (as in C3): the second rounding brings what the synthesis and the entropy model see
         close to integers as the temperature falls, so less changes when true rounding takes
-        over (on held-out photos at 220 steps: 25.5% fewer bits than JPEG instead of 9.8%)."""
+        over (benchmarks/overfit_heldout.py: README gives its figures)."""
         out = []
         for p in self.latents:
             y = p * LATENT_GAIN
@@ -108,7 +108,7 @@ class OverfitNet(nn.Module):
         parent grid (3x3, at the parent's resolution, since a latent's parent is at (row // 2,
         col // 2)) plus, for the second pass, a strided convolution of the grid itself over the
         neighbour offsets. The same function as gathering each latent's context and multiplying,
-        without context tensors: 90 MB less peak memory on a 768x512 image, about the same time.
+        without context tensors (less memory, about the same time).
         """
         total = grids[0].new_zeros(())
         parent = None
