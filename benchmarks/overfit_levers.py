@@ -8,8 +8,10 @@ One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp
 - bf16: under torch.autocast("cpu", bfloat16) (these CPUs have AVX-512 BF16): matrix products and
   convolutions in bfloat16;
 - compile: the loss through torch.compile (inductor, static shapes). Inductor fails on the
-  backward of replicate padding of channels-last tensors, so for this lever only the padding of
-  the upsampling and of the residual convolutions is rebuilt from slices (the same function).
+  backward of replicate padding of channels-last tensors, and soft rounding's math.tanh of the
+  temperature (a tensor here, as it changes every step) breaks the graph and recompiles each
+  step; so for this lever only, the padding of the upsampling and of the residual convolutions
+  is rebuilt from slices and soft rounding uses torch.tanh (the same functions).
   The first step's time includes compiling (inductor caches compiled graphs on disk per shape,
   so a second run of the same size starts sooner). It runs last, the padding patched for it alone.
 Prints per lever the first step's seconds and the median over --steps of the following ones.
@@ -37,8 +39,13 @@ def _pad_edges(x: torch.Tensor, left: int, right: int, dim: int) -> torch.Tensor
 
 
 def _compile_friendly() -> None:
-    """Replicate padding from slices (inductor cannot differentiate replication_pad2d on channels-last)."""
+    """Replicate padding from slices (inductor cannot differentiate replication_pad2d on
+    channels-last) and soft rounding without Python's math on a tensor."""
     from gencompress.overfit import network
+
+    def soft_round(y, temperature):
+        m = torch.floor(y) + 0.5
+        return m + 0.5 * torch.tanh((y - m) / temperature) / torch.tanh(0.5 / temperature)
 
     def conv3x3(x, weight, bias):
         return F.conv2d(_pad_edges(_pad_edges(x, 1, 1, -1), 1, 1, -2), weight, bias)
@@ -51,7 +58,7 @@ def _compile_friendly() -> None:
         odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
         return torch.stack([even, odd], dim=-1).reshape(*x.shape[:-1], 2 * n)
 
-    network._conv3x3, network._upsample_last = conv3x3, upsample_last
+    network._conv3x3, network._upsample_last, network._soft_round = conv3x3, upsample_last, soft_round
 
 
 def measure(lever: str, image: np.ndarray, steps: int) -> tuple[float, float]:
