@@ -22,18 +22,6 @@ COLUMN_CHUNK = 32768  # columns per block in _columns_mlp
 LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCALE_BINS - 1)))
 
 
-def _taps(offsets: tuple[tuple[int, int], ...], size: int) -> Tensor:
-    """(len(offsets), size * size): row k puts 1 at offset k of a size x size kernel centred on 0."""
-    taps = torch.zeros(len(offsets), size * size)
-    for k, (dy, dx) in enumerate(offsets):
-        taps[k, (dy + size // 2) * size + dx + size // 2] = 1
-    return taps
-
-
-_PARENT_TAPS = _taps(PARENT_OFFSETS, 3)
-_NEIGHBOUR_TAPS = _taps(NEIGHBOUR_OFFSETS, 5)
-
-
 class OverfitNet(nn.Module):
     def __init__(self, arch: Architecture, height: int, width: int, seed: int = 0,
                  start: dict[str, Tensor] | None = None):
@@ -101,45 +89,24 @@ class OverfitNet(nn.Module):
         return out
 
     def rate(self, grids: list[Tensor]) -> Tensor:
-        """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids).
-
-        Computed per sub-lattice of the checkerboard ((even, even) and (odd, odd) rows and columns
-        are anchors, the other two the second pass): each ARM's first layer is a convolution of the
-        parent grid (3x3, at the parent's resolution, since a latent's parent is at (row // 2,
-        col // 2)) plus, for the second pass, a strided convolution of the grid itself over the
-        neighbour offsets. The same function as gathering each latent's context and multiplying,
-        without context tensors (less memory, about the same time).
-        """
+        """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids)."""
         total = grids[0].new_zeros(())
         parent = None
-        anchor, other = self._arm_layers("arm_anchor"), self._arm_layers("arm_other")
-        a, n = anchor[0][0].shape[0], len(NEIGHBOUR_OFFSETS)
-        first = torch.cat([anchor[0][0], other[0][0][:, n:]])  # both first layers' parent columns
-        bias = torch.cat([anchor[0][1], other[0][1]])
-        parent_kernel = (first @ _PARENT_TAPS.to(first)).reshape(-1, 1, 3, 3)
-        neighbour_kernel = (other[0][0][:, :n] @ _NEIGHBOUR_TAPS.to(first)).reshape(-1, 1, 5, 5)
         for g in reversed(grids):
             h, w = g.shape
-            if parent is None:
-                from_parent = bias[:, None, None].expand(-1, -(-h // 2), -(-w // 2))
-            else:
-                from_parent = F.conv2d(F.pad(parent, (1, 1, 1, 1))[None, None], parent_kernel, bias)[0]
-            for rows, cols in ((0, 0), (1, 1)):  # anchors
-                values = g[rows::2, cols::2]
-                if values.numel():
-                    total = total + _bits(values, from_parent[:a, :values.shape[0], :values.shape[1]], anchor)
-            padded = F.pad(g, (2, 2, 2, 2))[None, None]
-            for rows, cols in ((0, 1), (1, 0)):  # the other half
-                values = g[rows::2, cols::2]
-                if values.numel():
-                    near = F.conv2d(padded[..., rows:, cols:], neighbour_kernel, stride=2)[0]
-                    total = total + _bits(values, near + from_parent[a:, :values.shape[0], :values.shape[1]], other)
+            pctx = _parent_context(parent, h, w, g.device)
+            total = total + _laplace_bits(_pass(g, 0), *self._arm(_pass(pctx, 0), "arm_anchor"))
+            if h * w > 1:
+                feats = torch.cat([_pass(_neighbour_context(g), 1), _pass(pctx, 1)])
+                total = total + _laplace_bits(_pass(g, 1), *self._arm(feats, "arm_other"))
             parent = g
         return total
 
-    def _arm_layers(self, module: str) -> list[tuple[Tensor, Tensor]]:
+    def _arm(self, feats: Tensor, module: str) -> tuple[Tensor, Tensor]:
+        """Mean and log-scale of each column of feats (features x latents)."""
         w = self.weights
-        return [(w[f"{module}_{i}_weight"], w[f"{module}_{i}_bias"]) for i in range(3)]
+        x = _columns_mlp(feats, [(w[f"{module}_{i}_weight"], w[f"{module}_{i}_bias"]) for i in range(3)])
+        return x[0], x[1]
 
     def synthesize(self, grids: list[Tensor]) -> Tensor:
         """(3, H, W) float image in about [0, 1] from the latent grids."""
@@ -165,13 +132,6 @@ def _key(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _bits(values: Tensor, first: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """Bits of a sub-lattice's values given its ARM's first layer before the ReLU (width x the
-    values' shape): the rest of the MLP gives each value's mean and log-scale."""
-    x = _columns_mlp(F.relu(first).reshape(first.shape[0], -1), layers[1:])
-    return _laplace_bits(values.reshape(-1), x[0], x[1])
-
-
 def _laplace_bits(values: Tensor, mean: Tensor, log_b: Tensor) -> Tensor:
     """Bits of integer-ish values under Laplace(mean, exp(log_b)) integrated over [v - 0.5, v + 0.5]."""
     b = torch.exp(log_b.clamp(*LOG_SCALE_RANGE))
@@ -180,6 +140,29 @@ def _laplace_bits(values: Tensor, mean: Tensor, log_b: Tensor) -> Tensor:
     cdf_upper = torch.where(upper < 0, 0.5 * torch.exp(upper.clamp(max=0) / b), 1 - 0.5 * torch.exp(-upper.clamp(min=0) / b))
     p = cdf_upper - 0.5 * torch.exp(lower / b)
     return -torch.log2(p.clamp(min=2.0 ** -tables.PRECISION)).sum()
+
+
+def _pass(t: Tensor, parity: int) -> Tensor:
+    """The values of t (... x h x w) at one checkerboard pass ((row + col) % 2 == parity), flattened
+    (... x n): strided slices, whose gradients are cheap, unlike a gather's. The order differs from
+    the decoder's, which a sum of bits does not mind."""
+    parts = (t[..., 0::2, parity::2], t[..., 1::2, 1 - parity::2])
+    return torch.cat([p.reshape(*t.shape[:-2], -1) for p in parts], dim=-1)
+
+
+def _neighbour_context(g: Tensor) -> Tensor:
+    h, w = g.shape
+    p = F.pad(g, (2, 2, 2, 2))
+    return torch.stack([p[2 + dy:2 + dy + h, 2 + dx:2 + dx + w] for dy, dx in NEIGHBOUR_OFFSETS])
+
+
+def _parent_context(parent: Tensor | None, h: int, w: int, device: torch.device) -> Tensor:
+    if parent is None:
+        return torch.zeros(len(PARENT_OFFSETS), h, w, device=device)
+    ph, pw = parent.shape
+    p = F.pad(parent, (1, 1, 1, 1))
+    near = torch.stack([p[1 + dy:1 + dy + ph, 1 + dx:1 + dx + pw] for dy, dx in PARENT_OFFSETS])
+    return near.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
 
 
 def _upsample(x: Tensor, taps: Tensor) -> Tensor:
