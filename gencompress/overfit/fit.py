@@ -72,11 +72,9 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
             t = step / max(effort.steps - 1, 1)
         else:
             spent = time.perf_counter() - begin
-            if step == 1:
-                first = spent  # the first step pays one-off set-up (kernels chosen per shape)
-            per_step = (spent - first) / (step - 1) if step > 1 else spent
+            per_step = spent / step if step else 0.0
             available = budget.seconds - budget.reserve_steps * per_step
-            if step >= MAX_BUDGET_STEPS or spent >= budget.seconds or (step > 1 and spent + per_step > available):
+            if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
                 break
             t = max(min(spent / available, 1.0) if available > 0 else 1.0, step / MAX_BUDGET_STEPS)
         for group in optimizer.param_groups:
