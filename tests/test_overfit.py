@@ -108,9 +108,9 @@ def test_a_few_steps_lower_the_loss(rgb):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5)])
-def test_the_fast_rate_is_the_entropy_model_latent_by_latent(shape):
-    """network.rate computes each ARM's first layer as convolutions over checkerboard sub-lattices;
-    it must equal the entropy model applied to each latent's context, gathered one by one."""
+def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
+    """network.rate gathers contexts for whole checkerboard passes at once; it must equal the
+    entropy model applied to each latent's context, gathered one by one."""
     from gencompress.overfit.architecture import NEIGHBOUR_OFFSETS, PARENT_OFFSETS
     from gencompress.overfit.network import OverfitNet, _laplace_bits
 
