@@ -39,9 +39,12 @@ MAX_BUDGET_STEPS = 100_000  # a time budget's step limit, however fast the machi
 @dataclass(frozen=True)
 class Budget:
     """Stop by time: `seconds` for the fit, less `reserve_steps` steps' worth kept for what
-    follows (choosing parameter steps and entropy coding cost about 13 steps of time)."""
+    follows (choosing parameter steps and entropy coding cost about 13 steps of time), but never
+    more than `reserve_fraction` of the budget: on a tiny tile a few slow first steps would
+    otherwise reserve most of a short budget and leave it unspent."""
     seconds: float
     reserve_steps: float = 15.0
+    reserve_fraction: float = 0.25
 
 
 def fit(image: np.ndarray, lam: float, effort: Effort, device: torch.device, progress: bool = False,
@@ -73,7 +76,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         else:
             spent = time.perf_counter() - begin
             per_step = spent / step if step else 0.0
-            available = budget.seconds - budget.reserve_steps * per_step
+            available = budget.seconds - min(budget.reserve_steps * per_step, budget.reserve_fraction * budget.seconds)
             if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
                 break
             t = max(min(spent / available, 1.0) if available > 0 else 1.0, step / MAX_BUDGET_STEPS)
