@@ -1,6 +1,7 @@
 """The encoder's optimization: fit one tile's latents and decoder to its pixels.
 
-loss = MSE + lambda * bits / pixels, Adam with a cosine learning rate. Most steps see latents
+loss = MSE + lambda * bits / pixels, Adam (short moment memories: presets.Effort.betas) with a
+cosine learning rate. Most steps see latents
 soft-rounded (temperature 0.3 -> 0.1) plus uniform noise (width 1 -> 0.3), soft-rounded again:
 a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
 the steps round for real, with straight-through gradients, so the networks settle on the values
@@ -65,7 +66,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
     Nets may share their networks' parameters (starting.py trains shared starting points so)."""
     params = list(dict.fromkeys(p for net in nets for p in net.parameters()))
     networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
-    optimizer = torch.optim.Adam(params, lr=effort.learning_rate)
+    optimizer = torch.optim.Adam(params, lr=effort.learning_rate, betas=effort.betas)
     begin = time.perf_counter()
     step = 0
     while True:
