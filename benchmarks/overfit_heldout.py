@@ -8,7 +8,9 @@ For weighing a change of the encoder's recipe before spending an hour of the 2 c
 each image (the centre crop, so a run takes minutes) is encoded at each quality through the
 library, decoded, and measured (bpp of the whole file, PSNR on 8-bit RGB); JPEG (Pillow, quality
 10 to 95) on the same crop is the anchor of a per-image BD-rate (pchip over the PSNR interval both
-cover; n/a where the codec's points do not rise with quality or the curves do not overlap). The
+cover; n/a where the codec's points do not rise with quality or the curves do not overlap), and
+per point the ratio of its bits to JPEG's at the same PSNR (BD-rates of two recipes whose points
+span different PSNR intervals do not compare; these ratios do). The
 default images are among the last ten of data/train, which the shipped starting
 points never saw (`python -m gencompress.overfit.starting --holdout 10`). Tuning on them, not on
 Kodak, keeps Kodak a test set.
@@ -45,6 +47,16 @@ def jpeg_curve(image: np.ndarray) -> list[tuple[float, float]]:
     return points
 
 
+def jpeg_bpp_at(curve: list[tuple[float, float]], db: float) -> float:
+    """JPEG's bpp at this PSNR (log-rate interpolated; nan outside the curve): a per-point
+    comparison, which unlike a BD-rate does not depend on the PSNR interval both curves cover,
+    so two recipes whose points span different intervals compare point by point."""
+    rates, psnrs = zip(*sorted(curve, key=lambda p: p[1]))
+    if not psnrs[0] <= db <= psnrs[-1]:
+        return float("nan")
+    return float(np.exp(np.interp(db, psnrs, np.log(rates))))
+
+
 def centre_crop(path: Path, height: int, width: int) -> np.ndarray:
     with Image.open(path) as im:
         rgb = np.asarray(im.convert("RGB"))
@@ -67,7 +79,7 @@ def main() -> None:
     if "kodak" in str(args.data.resolve()).lower():
         raise SystemExit("this benchmark tunes the recipe: never on Kodak, the test set")
     height, width = (int(v) for v in args.crop.lower().split("x"))
-    rates = []
+    rates, all_ratios = [], []
     for name in args.images.split(","):
         image = centre_crop(args.data / f"{name}.png", height, width)
         points = []
@@ -78,16 +90,24 @@ def main() -> None:
             back = np.asarray(gencompress.decode(data))
             points.append((8 * len(data) / (image.shape[0] * image.shape[1]), psnr(back, image)))
             print(f"{name} q{q}: {points[-1][0]:.4f} bpp {points[-1][1]:.2f} dB ({seconds:.1f} s)", flush=True)
+        jpeg = jpeg_curve(image)
         rate = float("nan")
         if len(points) > 1 and all(a[1] < b[1] for a, b in zip(points, points[1:])):
-            rate = bd_rate(*zip(*jpeg_curve(image)), *zip(*points))
+            rate = bd_rate(*zip(*jpeg), *zip(*points))
         rates.append(rate)
+        ratios = [bpp / jpeg_bpp_at(jpeg, db) for bpp, db in points]
+        all_ratios += [r for r in ratios if not math.isnan(r)]
+        ratio_text = ", ".join("n/a" if math.isnan(r) else f"{r:.3f}" for r in ratios)
         print(f"{name} ({image.shape[1]}x{image.shape[0]}): BD-rate vs JPEG "
-              f"{'n/a' if math.isnan(rate) else f'{rate:+.1f}%'}", flush=True)
+              f"{'n/a' if math.isnan(rate) else f'{rate:+.1f}%'}; bits / JPEG's at equal PSNR per quality: "
+              f"{ratio_text}", flush=True)
     known = [r for r in rates if not math.isnan(r)]
     mean = f"{np.mean(known):+.1f}%" if known else "n/a"
     print(f"mean BD-rate vs JPEG over {len(known)} of {len(rates)} images: {mean} "
           f"(per image {', '.join('n/a' if math.isnan(r) else f'{r:+.1f}%' for r in rates)})")
+    if all_ratios:
+        print(f"geometric mean of bits / JPEG's at equal PSNR over {len(all_ratios)} points: "
+              f"{math.exp(np.mean(np.log(all_ratios))):.3f}")
 
 
 if __name__ == "__main__":
