@@ -1,8 +1,8 @@
 """The encoder's optimization: fit one tile's latents and decoder to its pixels.
 
 loss = MSE + lambda * bits / pixels, Adam (short moment memories: presets.Effort.betas) with a
-cosine learning rate. Most steps see latents
-soft-rounded (temperature 0.3 -> 0.1) plus uniform noise (width 1 -> 0.3), soft-rounded again:
+cosine learning rate. Most steps see latents soft-rounded (temperature 0.3 -> 0.1) plus uniform
+noise (width 1 -> 0.3), soft-rounded again:
 a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
 the steps round for real, with straight-through gradients, so the networks settle on the values
 the decoder will see.
@@ -42,8 +42,8 @@ class Budget:
     """Stop by time: `seconds` for the fit, less `reserve_steps` steps' worth kept for what
     follows (choosing parameter steps and entropy coding cost about 13 steps of time), but never
     more than `reserve_fraction` of the budget: on a tiny tile a few slow first steps would
-    otherwise reserve most of a short budget and leave it unspent. (A quarter was too little: a
-    10 s budget on a 768x512 image, whose coding takes 2.3 to 3.7 s, took 11.7 s.)"""
+    otherwise reserve most of a short budget and leave it unspent. 0.4 leaves room for a 768x512
+    image's 2.3 to 3.7 s of coding within a 10 s budget."""
     seconds: float
     reserve_steps: float = 15.0
     reserve_fraction: float = 0.4
