@@ -156,8 +156,12 @@ def test_overfit_encode_shows_progress_and_ctrl_c_leaves_no_output(photo):
     import signal
     import time
 
+    # A shell without job control starts background commands with SIGINT ignored, and ignored
+    # signals stay ignored across exec (Python then installs no KeyboardInterrupt handler): give
+    # the child Ctrl-C's default, as a terminal would, however this suite was started.
     proc = subprocess.Popen([*CLI, "encode", str(photo), "--model", "overfit", "--effort", "high", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, deadline = b"", time.monotonic() + 120
     while b"step" not in seen and time.monotonic() < deadline:  # the progress bar: steps, bpp, PSNR, time left
         seen += proc.stderr.read1(4096)
