@@ -1,8 +1,8 @@
 """The encoder's optimization: fit one tile's latents and decoder to its pixels.
 
 loss = MSE + lambda * bits / pixels, Adam (short moment memories: presets.Effort.betas) with a
-cosine learning rate. Most steps see latents soft-rounded (temperature 0.3 -> 0.1) plus uniform
-noise (width 1 -> 0.3), soft-rounded again:
+cosine learning rate. Most steps see latents soft-rounded plus uniform noise, soft-rounded again,
+the temperature and the noise's width falling linearly (presets.Effort.temperature and .noise):
 a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
 the steps round for real, with straight-through gradients, so the networks settle on the values
 the decoder will see.
@@ -89,7 +89,8 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         for net, target in zip(nets, targets):
             if soft:
                 u = t / (1 - effort.hard_fraction)
-                grids = net.quantize("soft", temperature=0.3 - 0.2 * u, noise=1.0 - 0.7 * u)
+                (t0, t1), (n0, n1) = effort.temperature, effort.noise
+                grids = net.quantize("soft", temperature=t0 + (t1 - t0) * u, noise=n0 + (n1 - n0) * u)
             else:
                 grids = net.quantize("round")
             x_hat = net.synthesize(grids)

@@ -15,7 +15,7 @@ from .architecture import Architecture
 
 # The encoder's recipe (schedule, initialization, parameter coding): bump it with any change that
 # changes the files it makes, so benchmarks measure again instead of reading cached rows.
-RECIPE = 5
+RECIPE = 6
 
 LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 8))
 
@@ -31,6 +31,13 @@ class Effort:
     # of 220). (0.725, 0.9) cost 30-66% fewer bits at equal PSNR on the held-out probe's three
     # photos (README); lower first-moment decay for the networks alone did worse.
     betas: tuple[float, float] = (0.725, 0.9)
+    # The soft phase: latents soft-rounded at a temperature, plus uniform noise of a width, each
+    # falling linearly from the first value to the second. Wide noise early (1.5 rather than 1.0)
+    # and a softer start (0.5 rather than 0.3) keep the rate's gradients informative while the
+    # latents travel; on the held-out probe 11% fewer bits at equal PSNR on the Kodak-like photo
+    # (README, recipe 6). Less noise (0.5 -> 0.15) cost 30% more.
+    temperature: tuple[float, float] = (0.5, 0.1)
+    noise: tuple[float, float] = (1.5, 0.45)
     hard_fraction: float = 0.1  # the last steps round for real (straight-through gradients)
 
 
