@@ -289,7 +289,8 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{p['encode_s']:7.3f} {p['decode_s']:7.3f}"
                          + (f" {p['swd']:7.2f} {p['spectrum_db']:10.3f}" if realism and p.get("swd") is not None else ""))
     for anchor, entries in result["bd_rate"].items():
-        lines.append(f"\nBD-rate against {anchor} (negative = fewer bits at equal quality)")
+        lines.append(f"\nBD-rate against {anchor} (negative = fewer bits at equal quality; "
+                     f"n/a = the curves do not overlap, or one has fewer than 4 points)")
         for name, bd in entries.items():
             cells = [f"{m} {bd[m]:+.1f}%" if bd[m] is not None else f"{m} n/a" for m in ("psnr", "ms_ssim_db")]
             lines.append(f"  {name:10} " + ", ".join(cells))

@@ -61,7 +61,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 DEFAULT_MODEL = "vae"  # of the library (Codec, encode, numcodecs, zarr, Pillow): 1.4 s a Kodak image
 # Of the `gencompress encode` command: the best rate-distortion within 60 s per Kodak image on 2
-# cores (issue 11's rule; overfit at the default effort, recipe 5: -11.2% against JPEG in 54-64
+# cores (issue 11's rule; overfit at the default effort, recipe 6: -20.3% against JPEG in 54-64
 # s, vae +66.5% in 1.4 s, 0.9 s before exact decoding; `python benchmarks/kodak_overfit.py`, `python benchmarks/kodak_models.py`).
 ENCODE_DEFAULT_MODEL = "overfit"
 
