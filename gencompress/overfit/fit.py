@@ -85,14 +85,13 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         for group in optimizer.param_groups:
             group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
         soft = t < 1 - effort.hard_fraction
+        if soft:  # the soft phase's schedule, the same for every net of this step
+            u = t / (1 - effort.hard_fraction)
+            (t0, t1), (n0, n1) = effort.temperature, effort.noise
+            temperature, noise = t0 + (t1 - t0) * u, n0 + (n1 - n0) * u
         loss = torch.zeros((), device=targets[0].device)
         for net, target in zip(nets, targets):
-            if soft:
-                u = t / (1 - effort.hard_fraction)
-                (t0, t1), (n0, n1) = effort.temperature, effort.noise
-                grids = net.quantize("soft", temperature=t0 + (t1 - t0) * u, noise=n0 + (n1 - n0) * u)
-            else:
-                grids = net.quantize("round")
+            grids = net.quantize("soft", temperature=temperature, noise=noise) if soft else net.quantize("round")
             x_hat = net.synthesize(grids)
             bits = net.rate(grids)
             pixels = target.shape[1] * target.shape[2]
