@@ -11,7 +11,9 @@ One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp
   backward of replicate padding of channels-last tensors, and soft rounding's math.tanh of the
   temperature (a tensor here, as it changes every step) breaks the graph and recompiles each
   step; so for this lever only, the padding of the upsampling and of the residual convolutions
-  is rebuilt from slices and soft rounding uses torch.tanh (the same functions).
+  is rebuilt from slices, the upsampling is the plain-torch form of overfit/kernels.py's and soft
+  rounding uses torch.tanh (the same functions); the rate's hand-written autograd functions are
+  left to dynamo.
   The first step's time includes compiling (inductor caches compiled graphs on disk per shape,
   so a second run of the same size starts sooner). It runs last, the padding patched for it alone.
 Prints per lever the first step's seconds and the median over --steps of the following ones.
@@ -58,7 +60,10 @@ def _compile_friendly() -> None:
         odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
         return torch.stack([even, odd], dim=-1).reshape(*x.shape[:-1], 2 * n)
 
-    network._conv3x3, network._upsample_last, network._soft_round = conv3x3, upsample_last, soft_round
+    def upsample(x, taps):
+        return upsample_last(upsample_last(x, taps).transpose(-1, -2), taps).transpose(-1, -2)
+
+    network._conv3x3, network._soft_round, network.kernels.upsample = conv3x3, soft_round, upsample
 
 
 def measure(lever: str, image: np.ndarray, steps: int) -> tuple[float, float]:

@@ -112,7 +112,8 @@ def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
     """network.rate gathers contexts for whole checkerboard passes at once; it must equal the
     entropy model applied to each latent's context, gathered one by one."""
     from gencompress.overfit.architecture import NEIGHBOUR_OFFSETS, PARENT_OFFSETS
-    from gencompress.overfit.network import OverfitNet, _laplace_bits
+    from gencompress.overfit.kernels import laplace_bits
+    from gencompress.overfit.network import LOG_SCALE_RANGE, PROBABILITY_FLOOR, OverfitNet
 
     torch.manual_seed(0)
     net = OverfitNet(Architecture(levels=3), *shape, seed=1)
@@ -144,7 +145,8 @@ def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
                 else:
                     near = [at(g, y + dy, x + dx) for dy, dx in NEIGHBOUR_OFFSETS]
                     mean, log_b = mlp("arm_other", torch.stack(near + above))
-                expected = expected + _laplace_bits(g[y, x].reshape(1), mean.reshape(1), log_b.reshape(1))
+                expected = expected + laplace_bits(g[y, x].reshape(1), mean.reshape(1), log_b.reshape(1),
+                                                   LOG_SCALE_RANGE, PROBABILITY_FLOOR)
         parent = g
     assert torch.allclose(net.rate(grids), expected, rtol=1e-5)
 

@@ -14,12 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import tables
+from . import kernels, tables
 from .architecture import CUBIC_TAPS, MODULES, NEIGHBOUR_OFFSETS, PARENT_OFFSETS, Architecture
 
 LATENT_GAIN = 16.0  # latents are stored divided by this: Adam's steps move them 16x faster
 COLUMN_CHUNK = 32768  # columns per block in _columns_mlp
 LOG_SCALE_RANGE = (float(tables.log_scale(0)), float(tables.log_scale(tables.SCALE_BINS - 1)))
+PROBABILITY_FLOOR = 2.0 ** -tables.PRECISION  # the coding tables' smallest probability
 
 
 class OverfitNet(nn.Module):
@@ -89,16 +90,26 @@ class OverfitNet(nn.Module):
         return out
 
     def rate(self, grids: list[Tensor]) -> Tensor:
-        """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids)."""
+        """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids).
+        Values and contexts of a pass are read in the same order (that of kernels.windows over
+        the pass's two strided rectangles), not the decoder's, which a sum of bits does not mind."""
         total = grids[0].new_zeros(())
         parent = None
         for g in reversed(grids):
             h, w = g.shape
-            pctx = _parent_context(parent, h, w, g.device)
-            total = total + _laplace_bits(_pass(g, 0), *self._arm(_pass(pctx, 0), "arm_anchor"))
-            if h * w > 1:
-                feats = torch.cat([_pass(_neighbour_context(g), 1), _pass(pctx, 1)])
-                total = total + _laplace_bits(_pass(g, 1), *self._arm(feats, "arm_other"))
+            for anchors in (True, False):
+                if not anchors and h * w == 1:
+                    continue
+                here, above = _pass_regions(h, w, anchors)
+                values = kernels.windows(g, ((0, 0),), 0, here)[0]
+                if parent is None:
+                    feats = g.new_zeros(len(PARENT_OFFSETS), values.shape[0])
+                else:
+                    feats = kernels.windows(parent, PARENT_OFFSETS, 1, above)
+                if not anchors:
+                    feats = torch.cat([kernels.windows(g, NEIGHBOUR_OFFSETS, 2, here), feats])
+                mean, log_b = self._arm(feats, "arm_anchor" if anchors else "arm_other")
+                total = total + kernels.laplace_bits(values, mean, log_b, LOG_SCALE_RANGE, PROBABILITY_FLOOR)
             parent = g
         return total
 
@@ -113,7 +124,7 @@ class OverfitNet(nn.Module):
         w = self.weights
         x = grids[-1][None]
         for i in reversed(range(len(grids) - 1)):
-            x = _upsample(x, w["upsampling_taps"][i])[:, :grids[i].shape[0], :grids[i].shape[1]]
+            x = kernels.upsample(x, w["upsampling_taps"][i])[:, :grids[i].shape[0], :grids[i].shape[1]]
             x = torch.cat([x, grids[i][None]])
         layers = [(w[f"synthesis_{i}_weight"], w[f"synthesis_{i}_bias"]) for i in range(2)]
         x = _columns_mlp(x.reshape(x.shape[0], -1), layers).reshape(3, *x.shape[1:])
@@ -132,50 +143,13 @@ def _key(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _laplace_bits(values: Tensor, mean: Tensor, log_b: Tensor) -> Tensor:
-    """Bits of integer-ish values under Laplace(mean, exp(log_b)) integrated over [v - 0.5, v + 0.5]."""
-    b = torch.exp(log_b.clamp(*LOG_SCALE_RANGE))
-    a = (values - mean).abs()
-    upper, lower = 0.5 - a, -0.5 - a  # by symmetry, the mass of [-a - 0.5, -a + 0.5]
-    cdf_upper = torch.where(upper < 0, 0.5 * torch.exp(upper.clamp(max=0) / b), 1 - 0.5 * torch.exp(-upper.clamp(min=0) / b))
-    p = cdf_upper - 0.5 * torch.exp(lower / b)
-    return -torch.log2(p.clamp(min=2.0 ** -tables.PRECISION)).sum()
-
-
-def _pass(t: Tensor, parity: int) -> Tensor:
-    """The values of t (... x h x w) at one checkerboard pass ((row + col) % 2 == parity), flattened
-    (... x n): strided slices, whose gradients are cheap, unlike a gather's. The order differs from
-    the decoder's, which a sum of bits does not mind."""
-    parts = (t[..., 0::2, parity::2], t[..., 1::2, 1 - parity::2])
-    return torch.cat([p.reshape(*t.shape[:-2], -1) for p in parts], dim=-1)
-
-
-def _neighbour_context(g: Tensor) -> Tensor:
-    h, w = g.shape
-    p = F.pad(g, (2, 2, 2, 2))
-    return torch.stack([p[2 + dy:2 + dy + h, 2 + dx:2 + dx + w] for dy, dx in NEIGHBOUR_OFFSETS])
-
-
-def _parent_context(parent: Tensor | None, h: int, w: int, device: torch.device) -> Tensor:
-    if parent is None:
-        return torch.zeros(len(PARENT_OFFSETS), h, w, device=device)
-    ph, pw = parent.shape
-    p = F.pad(parent, (1, 1, 1, 1))
-    near = torch.stack([p[1 + dy:1 + dy + ph, 1 + dx:1 + dx + pw] for dy, dx in PARENT_OFFSETS])
-    return near.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
-
-
-def _upsample(x: Tensor, taps: Tensor) -> Tensor:
-    return _upsample_last(_upsample_last(x, taps).transpose(1, 2), taps).transpose(1, 2)
-
-
-def _upsample_last(x: Tensor, taps: Tensor) -> Tensor:
-    n = x.shape[-1]
-    p = F.pad(x, (2, 2), mode="replicate")
-    g0, g1, g2, g3 = taps
-    even = g0 * p[..., 0:n] + g1 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g3 * p[..., 3:n + 3]
-    odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
-    return torch.stack([even, odd], dim=-1).reshape(*x.shape[:-1], 2 * n)
+def _pass_regions(h: int, w: int, anchors: bool) -> tuple[list[kernels.Region], list[kernels.Region]]:
+    """A checkerboard pass of an h x w grid as two strided rectangles (rows 0::2 and 1::2), and
+    the same positions' parents (y // 2, x // 2) as rectangles of the parent grid."""
+    h0, w0, h1, w1 = -(-h // 2), -(-w // 2), h // 2, w // 2  # even and odd rows and columns
+    if anchors:  # (row + col) even
+        return [(0, 2, h0, 0, 2, w0), (1, 2, h1, 1, 2, w1)], [(0, 1, h0, 0, 1, w0), (0, 1, h1, 0, 1, w1)]
+    return [(0, 2, h0, 1, 2, w1), (1, 2, h1, 0, 2, w0)], [(0, 1, h0, 0, 1, w1), (0, 1, h1, 0, 1, w0)]
 
 
 def _columns_mlp(x: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
