@@ -47,9 +47,25 @@ def test_windows_reads_offsets_over_strided_rectangles(shape):
              (NEIGHBOUR_OFFSETS, 2, [(0, 2, -(-h // 2), 0, 2, -(-w // 2)), (1, 2, h // 2, 1, 2, w // 2)]),
              (PARENT_OFFSETS, 1, [(0, 1, h, 0, 1, w), (0, 1, h // 2, 0, 1, w)])]
     for offsets, radius, regions in cases:
-        got = kernels.windows(grid, offsets, radius, regions)
+        got = kernels.windows((grid, offsets, radius, regions))
         assert torch.equal(got, plain_windows(grid, offsets, radius, regions))
-        assert torch.autograd.gradcheck(lambda g: kernels.windows(g, offsets, radius, regions), (grid,))
+        assert torch.autograd.gradcheck(lambda g: kernels.windows((g, offsets, radius, regions)), (grid,))
+
+
+def test_windows_stacks_reads_of_several_grids_and_reads_none_as_zeros():
+    torch.manual_seed(0)
+    fine = torch.randn(6, 7, dtype=DOUBLE, requires_grad=True)
+    coarse = torch.randn(3, 4, dtype=DOUBLE, requires_grad=True)
+    here = [(0, 2, 3, 1, 2, 3), (1, 2, 3, 0, 2, 4)]  # a checkerboard pass of fine: 21 positions
+    above = [(0, 1, 3, 0, 1, 3), (0, 1, 3, 0, 1, 4)]  # their parents in coarse
+    reads = lambda f, c: kernels.windows((f, NEIGHBOUR_OFFSETS, 2, here), (c, PARENT_OFFSETS, 1, above))
+    expected = torch.cat([plain_windows(fine, NEIGHBOUR_OFFSETS, 2, here), plain_windows(coarse, PARENT_OFFSETS, 1, above)])
+    assert torch.equal(reads(fine, coarse), expected)
+    assert torch.autograd.gradcheck(reads, (fine, coarse))
+    with_none = kernels.windows((fine, NEIGHBOUR_OFFSETS, 2, here), (None, PARENT_OFFSETS, 1, above))
+    assert torch.equal(with_none[:12], expected[:12]) and not with_none[12:].any()
+    with pytest.raises(ValueError):
+        kernels.windows((fine, NEIGHBOUR_OFFSETS, 2, here), (coarse, PARENT_OFFSETS, 1, above[:1]))
 
 
 def test_laplace_bits_matches_the_laplace_mass_and_its_gradients():

@@ -101,13 +101,14 @@ class OverfitNet(nn.Module):
                 if not anchors and h * w == 1:
                     continue
                 here, above = _pass_regions(h, w, anchors)
-                values = kernels.windows(g, ((0, 0),), 0, here)[0]
-                if parent is None:
-                    feats = g.new_zeros(len(PARENT_OFFSETS), values.shape[0])
-                else:
-                    feats = kernels.windows(parent, PARENT_OFFSETS, 1, above)
+                values = kernels.windows((g, ((0, 0),), 0, here))[0]
+                parents = (parent, PARENT_OFFSETS, 1, above)  # none above the coarsest grid: zeros
                 if not anchors:
-                    feats = torch.cat([kernels.windows(g, NEIGHBOUR_OFFSETS, 2, here), feats])
+                    feats = kernels.windows((g, NEIGHBOUR_OFFSETS, 2, here), parents)
+                elif parent is not None:
+                    feats = kernels.windows(parents)
+                else:
+                    feats = g.new_zeros(len(PARENT_OFFSETS), values.shape[0])
                 mean, log_b = self._arm(feats, "arm_anchor" if anchors else "arm_other")
                 total = total + kernels.laplace_bits(values, mean, log_b, LOG_SCALE_RANGE, PROBABILITY_FLOOR)
             parent = g
