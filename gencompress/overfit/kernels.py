@@ -6,14 +6,14 @@ gradient in, once per slice: the entropy model's contexts (12 neighbours and 9 p
 latent) and the upsampling's shifted taps made hundreds of such tensors per step. Here each
 backward accumulates into one buffer, and the rate's Laplace term is one function with its
 derivatives written out instead of a dozen recorded operations. Measured by
-`python benchmarks/overfit_speed.py` (README, "Cheaper steps").
+`python benchmarks/overfit_ab.py` (README, "Cheaper steps").
 
-- windows(): values of a grid at given offsets, read over strided rectangles (checkerboard
-  passes, parent positions), zero outside the grid;
+- windows(): values of grids at given offsets, read over strided rectangles (checkerboard
+  passes, parent positions), zero outside the grid, stacked in one buffer;
 - laplace_bits(): bits of latents under discretized Laplace distributions;
 - upsample(): the learned x2 upsampling (architecture.py), separable and replicate-padded.
 
-tests/test_overfit.py checks each against plain torch with torch.autograd.gradcheck.
+tests/test_overfit_kernels.py checks each against plain torch, gradients by torch.autograd.gradcheck.
 """
 
 from __future__ import annotations
