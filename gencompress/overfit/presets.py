@@ -44,7 +44,8 @@ class Effort:
 # Steps sized by time on a 2-core CPU: 220 steps of 768x512 at 2 threads took 54-64 s with coding
 # (`python benchmarks/overfit_speed.py`); overfit/kernels.py made a step 28% cheaper (0.239 ->
 # 0.171 s in turns in one process, `python benchmarks/overfit_ab.py --against 62e0350`), so the
-# same time now holds 300: fast ~18 s, default within 60 s, high within 10 minutes. Steps, not
+# same time now holds 300 (aimed at: fast ~20 s, default 60 s, high 10 minutes; in a slower
+# session both 220 and 300 steps took 69-76 s, measured in turns: README "Efforts"). Steps, not
 # seconds, so that the same image and settings give the same bytes on any machine as fast;
 # `--time-budget` is the choice for seconds.
 EFFORTS: dict[str, Effort] = {
