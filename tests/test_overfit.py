@@ -107,6 +107,26 @@ def test_a_few_steps_lower_the_loss(rgb):
     assert loss(30) < 0.5 * loss(0)
 
 
+def test_the_hard_phase_trains_the_networks_on_the_latents_as_they_are(rgb):
+    """Rounded latents are constants: straight-through gradients let latents left near +-0.5
+    drift across and cost bits (fit.py)."""
+    from gencompress.overfit.network import OverfitNet
+
+    image = natural(rgb, 16, 24)
+    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+    net = OverfitNet(Architecture(levels=3), 16, 24)
+    with torch.no_grad():
+        for p in net.latents:
+            p.normal_(0, 0.2)
+    latents = [p.detach().clone() for p in net.latents]
+    networks = [p.detach().clone() for p in net.network_parameters()]
+    fit.optimize([net], [target], presets.LAMBDAS[3], presets.Effort(steps=3, hard_fraction=1.0))
+    assert all(torch.equal(a, b) for a, b in zip(latents, net.latents))
+    assert not all(torch.equal(a, b) for a, b in zip(networks, net.network_parameters()))
+    fit.optimize([net], [target], presets.LAMBDAS[3], presets.Effort(steps=3, hard_fraction=0.0))
+    assert not all(torch.equal(a, b) for a, b in zip(latents, net.latents))
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5)])
 def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
     """network.rate gathers contexts for whole checkerboard passes at once; it must equal the

@@ -2,8 +2,8 @@
 
 It computes what integer.py computes, in float32 and differentiably: the same contexts, the same
 upsampling and synthesis (architecture.py), plus a rate in bits from continuous Laplace
-distributions. During training the latents are soft-rounded with noise, or rounded with a
-straight-through gradient (quantize()); the file is made from the integer decoder, not from this.
+distributions. During training the latents are soft-rounded with noise, or rounded and held
+fixed (quantize()); the file is made from the integer decoder, not from this.
 """
 
 from __future__ import annotations
@@ -74,19 +74,19 @@ class OverfitNet(nn.Module):
         return list(self.weights.values())
 
     def quantize(self, mode: str, temperature: float = 0.3, noise: float = 0.0) -> list[Tensor]:
-        """The latents as the decoder would see them: "round" (straight-through gradient) or "soft":
-        soft rounding at this temperature, plus uniform noise of this width, soft-rounded again
-        (as in C3): the second rounding brings what the synthesis and the entropy model see
-        close to integers as the temperature falls, so less changes when true rounding takes
-        over (benchmarks/overfit_heldout.py: README gives its figures)."""
+        """The latents as the decoder would see them. "round": the integers themselves, constants
+        (no gradient reaches the latents, see fit.py's hard phase). "soft": soft rounding at this
+        temperature, plus uniform noise of this width, soft-rounded again (as in C3): the second
+        rounding brings what the synthesis and the entropy model see close to integers as the
+        temperature falls, so less changes when true rounding takes over
+        (benchmarks/overfit_heldout.py: README gives its figures)."""
+        if mode == "round":
+            return [torch.round(p.detach() * LATENT_GAIN) for p in self.latents]
         out = []
         for p in self.latents:
             y = p * LATENT_GAIN
-            if mode == "round":
-                out.append(y + (torch.round(y) - y).detach())
-            else:
-                u = torch.rand(y.shape, generator=self.generator).to(y.device)  # (the same numbers on any device)
-                out.append(_soft_round(_soft_round(y, temperature) + noise * (u - 0.5), temperature))
+            u = torch.rand(y.shape, generator=self.generator).to(y.device)  # (the same numbers on any device)
+            out.append(_soft_round(_soft_round(y, temperature) + noise * (u - 0.5), temperature))
         return out
 
     def rate(self, grids: list[Tensor]) -> Tensor:
