@@ -6,8 +6,8 @@ the temperature and the noise's width falling linearly (presets.Effort.temperatu
 a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
 the steps round for real and hold the latents where the soft phase left them, so the networks
 settle on the values the decoder will see. Not straight-through gradients to the latents there:
-the rate's gradient vanishes at a distribution's mode, so latents left near +-0.5 drift across
-and cost bits; in a 1500-step fit the rate rose 5x within 30 hard steps (README, recipe 8).
+latents left near +-0.5 drift across rounding boundaries and cost bits; in a 1500-step fit the
+rate rose 5x within 30 hard steps (README, recipe 8).
 
 The networks start from the shipped starting points of the quality (starting.py) when there
 are some for the architecture, else from a random initialization; latents start at zero.
