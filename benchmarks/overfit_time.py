@@ -1,10 +1,11 @@
 """Quality against encoding time of the overfitted codec: the curve a time budget buys.
 
     python benchmarks/overfit_time.py [--images kodim05,kodim23] [--qualities 2,4,6,8]
-                                      [--budgets 10,30,60,120,600] [--no-start] [--threads 2]
+                                      [--budgets 10,30,60,120,600] [--efforts high] [--no-start] [--threads 2]
 
 Encodes each image at each quality under each time budget (`Codec(time_budget=...)`, as
-`gencompress encode --time-budget` does), decodes the file and measures bpp and PSNR; HEIC
+`gencompress encode --time-budget` does) and at each named effort (`--effort`: a number of steps,
+so its time is the machine's), decodes the file and measures bpp and PSNR; HEIC
 (x265 PSNR-tuned, the bench's settings) is measured on the same images as the anchor. Prints, per
 budget, the mean bpp / PSNR per quality and the BD-rate against HEIC (pchip over the PSNR
 interval both curves cover; 4 qualities or more), and plots PSNR against seconds.
@@ -52,18 +53,22 @@ def main() -> None:
     ap.add_argument("--kodak", type=Path, default=SHARED / "kodak")
     ap.add_argument("--images", default="kodim05,kodim23")
     ap.add_argument("--qualities", default="2,4,6,8")
-    ap.add_argument("--budgets", default="10,30,60,120,600")
+    ap.add_argument("--budgets", default="10,30,60,120,600", help="seconds, comma-separated; '' for none")
+    ap.add_argument("--efforts", default="", help="effort presets to measure too, e.g. high")
     ap.add_argument("--no-start", action="store_true", help="fit from random networks (the lever's baseline)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "overfit_time")
     args = ap.parse_args()
+    if args.no_start and args.efforts:
+        ap.error("--no-start applies to --budgets only")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = bench.Cache(args.out / "cache.jsonl")
     pictures = {name: np.asarray(Image.open(args.kodak / f"{name}.png").convert("RGB"))
                 for name in args.images.split(",")}
     qualities = [float(q) for q in args.qualities.split(",")]
-    budgets = [float(b) for b in args.budgets.split(",")]
+    budgets = [float(b) for b in args.budgets.split(",") if b]
+    efforts = [e for e in args.efforts.split(",") if e]
 
     def curve(r: bench.Runner, settings) -> list[dict]:
         rows = {}
@@ -76,19 +81,22 @@ def main() -> None:
         return list(rows.values())
 
     heic = curve(bench.runner("heic"), bench.runner("heic").settings)
-    results = {"images": list(pictures), "heic": heic, "budgets": {}}
+    results = {"images": list(pictures), "heic": heic, "budgets": {}, "efforts": {}}
     print(f"images: {', '.join(pictures)}; starting points: {'off' if args.no_start else 'on'}")
-    print(f"{'budget':>8} {'encode s':>9}  " + "  ".join(f"q{q:g} bpp/PSNR" for q in qualities) + "  BD vs HEIC")
-    for b in budgets:
-        points = curve(overfit_runner(b, not args.no_start), qualities)
+    print(f"{'run':>8} {'encode s':>9}  " + "  ".join(f"q{q:g} bpp/PSNR" for q in qualities) + "  BD vs HEIC")
+    runs = [(f"{b:g}", "budgets", f"{b:g}s", overfit_runner(b, not args.no_start)) for b in budgets]
+    runs += [(e, "efforts", e, bench.runner(f"overfit@{e}", "cpu")) for e in efforts]
+    for key, kind, label, r in runs:
+        points = curve(r, qualities)
         bd = bench.bd_table({"overfit": points}, {"heic": heic}, min_points=4)["heic"]["overfit"]["psnr"]
-        results["budgets"][f"{b:g}"] = {"points": points, "bd_rate_vs_heic_psnr": bd}
+        results[kind][key] = {"points": points, "bd_rate_vs_heic_psnr": bd}
         cells = "  ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in points)
-        print(f"{b:>7g}s {np.mean([p['encode_s'] for p in points]):>9.1f}  {cells}  "
+        print(f"{label:>8} {np.mean([p['encode_s'] for p in points]):>9.1f}  {cells}  "
               + (f"{bd:+.1f}%" if bd is not None else "n/a"), flush=True)
     suffix = "_nostart" if args.no_start else ""
     (args.out / f"results{suffix}.json").write_text(json.dumps(results, indent=1))
-    _plot(results, qualities, args.out / f"psnr_vs_time{suffix}.png")
+    if budgets:
+        _plot(results, qualities, args.out / f"psnr_vs_time{suffix}.png")
 
 
 def _plot(results: dict, qualities: list[float], out: Path) -> None:
