@@ -1,7 +1,10 @@
 """The encoder's optimization: fit one tile's latents and decoder to its pixels.
 
-loss = MSE + lambda * bits / pixels, Adam (short moment memories: presets.Effort.betas) with a
-cosine learning rate. Most steps see latents soft-rounded plus uniform noise, soft-rounded again,
+loss = MSE + lambda * bits / pixels, with a cosine learning rate. The latents move by Adam (short
+moment memories: presets.Effort.betas); the networks by SOAP (Adam in the eigenbases of a
+Shampoo preconditioner, as Cool-chic 5 does; pytorch_optimizer's), which lowered the loss of a
+300-step fit by 7 to 12% on five of six held-out fits (README, recipe 9): the networks' few
+weights are strongly coupled, and a preconditioned step follows their curvature. Most steps see latents soft-rounded plus uniform noise, soft-rounded again,
 the temperature and the noise's width falling linearly (presets.Effort.temperature and .noise):
 a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
 the steps round for real and hold the latents where the soft phase left them, so the networks
@@ -68,9 +71,13 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
              budget: Budget | None = None, bar=None) -> None:
     """Optimize nets (each with its target image, 3 x h x w in [0, 1]) for mean(MSE + lambda * bpp).
     Nets may share their networks' parameters (starting.py trains shared starting points so)."""
-    params = list(dict.fromkeys(p for net in nets for p in net.parameters()))
+    from pytorch_optimizer import SOAP
+
     networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
-    optimizer = torch.optim.Adam(params, lr=effort.learning_rate, betas=effort.betas)
+    latents = list(dict.fromkeys(p for net in nets for p in net.latents))
+    optimizers = [torch.optim.Adam(latents, lr=effort.learning_rate, betas=effort.betas),
+                  SOAP(networks, lr=effort.learning_rate, betas=effort.network_betas, weight_decay=0.0,
+                       precondition_frequency=effort.precondition_frequency)]
     begin = time.perf_counter()
     step = 0
     while True:
@@ -85,7 +92,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
             if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
                 break
             t = max(min(spent / available, 1.0) if available > 0 else 1.0, step / MAX_BUDGET_STEPS)
-        for group in optimizer.param_groups:
+        for group in (g for o in optimizers for g in o.param_groups):
             group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
         soft = t < 1 - effort.hard_fraction
         if soft:  # the soft phase's schedule, the same for every net of this step
@@ -99,10 +106,12 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
             bits = net.rate(grids)
             pixels = target.shape[1] * target.shape[2]
             loss = loss + (F.mse_loss(x_hat, target) + lam * bits / pixels) / len(nets)
-        optimizer.zero_grad(set_to_none=True)
+        for o in optimizers:
+            o.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(networks, GRADIENT_CLIP)
-        optimizer.step()
+        for o in optimizers:
+            o.step()
         step += 1
         if bar is not None:
             _report(bar, step, t, x_hat, target, bits, budget)
