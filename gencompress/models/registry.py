@@ -61,7 +61,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 DEFAULT_MODEL = "vae"  # of the library (Codec, encode, numcodecs, zarr, Pillow): 1.4 s a Kodak image
 # Of the `gencompress encode` command: the best rate-distortion within 60 s per Kodak image on 2
-# cores (issue 11's rule; overfit at the default effort, recipe 8: -23.8% against JPEG; its 300
+# cores (issue 11's rule; overfit at the default effort, recipe 9: -31.0% against JPEG; its 300
 # steps took 70-76 s under recipe 7 on a machine where recipe 6's 220 steps took 69-74 s and
 # earlier 54-64 s, README "Efforts"; vae
 # +66.5% in 1.4 s, 0.9 s before exact decoding; `python benchmarks/kodak_overfit.py`, `python

@@ -38,23 +38,34 @@ class OverfitCoder:
                      progress: bool = False, time_budget: float | None = None) -> list[TileData]:
         """Fit and code each tile in turn (seeded: the same tile, settings and machine give the same
         bytes). Under a time budget each tile gets the share of the time left that its pixels are
-        of the pixels left, so time a tile leaves unused goes to the next ones."""
+        of the pixels left, so time a tile leaves unused goes to the next ones. Once a tile has been
+        coded, the time its coding took is known: the tiles after it keep that much each for their
+        own coding, instead of the first tile's guess (fit.Budget), which on small tiles falls short
+        of coding's fixed costs."""
         from .fit import Budget, fit
 
         lam = presets.LAMBDAS[quality - 1]
         preset = presets.EFFORTS[effort or presets.DEFAULT_EFFORT]
         begin = time.perf_counter()
         pixels_left = sum(t.shape[0] * t.shape[1] for t in tiles)
+        coding: list[float] = []  # seconds each tile's coding took
         out = []
         for i, rgb in enumerate(tiles):
             label = "overfit" if len(tiles) == 1 else f"overfit tile {i + 1}/{len(tiles)}"
             budget = None
             if time_budget is not None:
                 share = rgb.shape[0] * rgb.shape[1] / pixels_left
-                budget = Budget(max(time_budget - (time.perf_counter() - begin), 0.0) * share)
+                left = max(time_budget - (time.perf_counter() - begin), 0.0)
+                if coding:
+                    reserve = max(coding) * (len(tiles) - i)
+                    budget = Budget(max(left - reserve, 0.0) * share, reserve_steps=0.0)
+                else:
+                    budget = Budget(left * share)
                 pixels_left -= rgb.shape[0] * rgb.shape[1]
             net = fit(rgb, lam, preset, self.device, progress, label, quality=quality, budget=budget)
+            start = time.perf_counter()
             coded = bitstream.encode(net, rgb, lam, self.tables)
+            coding.append(time.perf_counter() - start)
             out.append(TileData(coded.streams, coded.symbols_crc, zlib.crc32(coded.pixels.tobytes())))
         return out
 
