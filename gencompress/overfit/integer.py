@@ -82,9 +82,9 @@ class IntegerDecoder:
                     feats = [padded[r + dy:r + dy + 2 * (i1 - i0):2, c + dx:c + dx + 2 * cols:2]
                              for dy, dx in NEIGHBOUR_OFFSETS] + feats
                 x = np.stack(feats).reshape(len(feats), -1).T
-                s_, i_ = tables.table_index(*self.arm(x, module))
-                shift[row + 2 * i0:row + 2 * i1:2, col::2] = s_.reshape(i1 - i0, cols)
-                index[row + 2 * i0:row + 2 * i1:2, col::2] = i_.reshape(i1 - i0, cols)
+                band_shift, band_index = tables.table_index(*self.arm(x, module))
+                shift[row + 2 * i0:row + 2 * i1:2, col::2] = band_shift.reshape(i1 - i0, cols)
+                index[row + 2 * i0:row + 2 * i1:2, col::2] = band_index.reshape(i1 - i0, cols)
         return shift[mask], index[mask]
 
     def arm(self, feats: np.ndarray, module: str) -> tuple[np.ndarray, np.ndarray]:
