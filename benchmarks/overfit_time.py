@@ -4,7 +4,7 @@
                                       [--budgets 10,30,60,120,600] [--efforts high] [--no-start] [--threads 2]
 
 Encodes each image at each quality under each time budget (`Codec(time_budget=...)`, as
-`gencompress encode --time-budget` does) and at each named effort (`--effort`: a number of steps,
+`gencompress encode --time-budget` does) and at each named effort (`--efforts`: a number of steps,
 so its time is the machine's), decodes the file and measures bpp and PSNR; HEIC
 (x265 PSNR-tuned, the bench's settings) is measured on the same images as the anchor. Prints, per
 budget, the mean bpp / PSNR per quality and the BD-rate against HEIC (pchip over the PSNR

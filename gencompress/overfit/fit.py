@@ -4,11 +4,12 @@ loss = MSE + lambda * bits / pixels, with a cosine learning rate. The latents mo
 moment memories: presets.Effort.betas); the networks by SOAP (Adam in the eigenbases of a
 Shampoo preconditioner, as Cool-chic 5 does; pytorch_optimizer's), which lowered the loss of a
 300-step fit by 7 to 12% on five of six held-out fits (README, recipe 9): the networks' few
-weights are strongly coupled, and a preconditioned step follows their curvature. Most steps see latents soft-rounded plus uniform noise, soft-rounded again,
-the temperature and the noise's width falling linearly (presets.Effort.temperature and .noise):
-a smooth stand-in for rounding whose gradients reach every latent; the last `hard_fraction` of
-the steps round for real and hold the latents where the soft phase left them, so the networks
-settle on the values the decoder will see. Not straight-through gradients to the latents there:
+weights are strongly coupled, and a preconditioned step follows their curvature. Most steps see
+latents soft-rounded plus uniform noise, soft-rounded again, the temperature and the noise's
+width falling linearly (presets.Effort.temperature and .noise): a smooth stand-in for rounding
+whose gradients reach every latent; the last `hard_fraction` of the steps round for real and
+hold the latents where the soft phase left them, so the networks settle on the values the
+decoder will see. Not straight-through gradients to the latents there:
 latents left near +-0.5 drift across rounding boundaries and cost bits; in a 1500-step fit the
 rate rose 5x within 30 hard steps (README, recipe 8).
 

@@ -24,12 +24,13 @@ LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 
 class Effort:
     steps: int
     arch: Architecture = field(default_factory=Architecture)
-    learning_rate: float = 1e-2  # Adam, latents and networks alike; cosine decay
-    # Adam's moment decays. Short memories, because a fit is short: with torch's (0.9, 0.999) the
-    # second moment remembers the large gradients of the first steps for the whole fit, so later
-    # steps shrink and the loss stalls half-way (held-out 0052 at q5: no progress after step 120
-    # of 220). (0.725, 0.9) cost 30-66% fewer bits at equal PSNR on the held-out probe's three
-    # photos (README); lower first-moment decay for the networks alone did worse.
+    learning_rate: float = 1e-2  # latents (Adam) and networks (SOAP) alike; cosine decay
+    # Adam's moment decays (the latents'). Short memories, because a fit is short: with torch's
+    # (0.9, 0.999) the second moment remembers the large gradients of the first steps for the
+    # whole fit, so later steps shrink and the loss stalls half-way (held-out 0052 at q5: no
+    # progress after step 120 of 220). (0.725, 0.9) cost 30-66% fewer bits at equal PSNR on the
+    # held-out probe's three photos (README); lower first-moment decay for the networks alone did
+    # worse.
     betas: tuple[float, float] = (0.725, 0.9)
     # The networks' optimizer, SOAP (fit.py): Cool-chic 5's moment decays for it, and a new
     # preconditioner eigenbasis every 10 steps. On the held-out probe's 0052 and 0056 (q2, q5, q8;
