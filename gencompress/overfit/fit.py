@@ -39,7 +39,6 @@ from .network import OverfitNet
 from .presets import Effort
 
 SEED = 0
-GRADIENT_CLIP = 1.0  # on the networks' parameters (norm), not the latents
 MAX_BUDGET_STEPS = 100_000  # a time budget's step limit, however fast the machine
 
 
@@ -77,7 +76,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
     networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
     latents = list(dict.fromkeys(p for net in nets for p in net.latents))
     optimizers = [torch.optim.Adam(latents, lr=effort.learning_rate, betas=effort.betas),
-                  SOAP(networks, lr=effort.learning_rate, betas=effort.network_betas, weight_decay=0.0,
+                  SOAP(networks, lr=effort.network_learning_rate, betas=effort.network_betas, weight_decay=0.0,
                        precondition_frequency=effort.precondition_frequency)]
     begin = time.perf_counter()
     step = 0
@@ -93,8 +92,10 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
             if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
                 break
             t = max(min(spent / available, 1.0) if available > 0 else 1.0, step / MAX_BUDGET_STEPS)
-        for group in (g for o in optimizers for g in o.param_groups):
-            group["lr"] = effort.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
+        decay = 0.5 * (1 + math.cos(math.pi * t))
+        for optimizer, rate in zip(optimizers, (effort.learning_rate, effort.network_learning_rate)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate * decay
         soft = t < 1 - effort.hard_fraction
         if soft:  # the soft phase's schedule, the same for every net of this step
             u = t / (1 - effort.hard_fraction)
@@ -110,7 +111,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         for o in optimizers:
             o.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(networks, GRADIENT_CLIP)
+        torch.nn.utils.clip_grad_norm_(networks, effort.gradient_clip)
         for o in optimizers:
             o.step()
         step += 1
