@@ -2,7 +2,7 @@
 
     python benchmarks/overfit_probe.py --images 0052,0056 --qualities 2,5,8 \\
         --variant base --variant network_learning_rate=2e-2 [--variant "steps=400 noise=(1.5,0.3)"] \\
-        [--variant start=other.safetensors] [--effort default] [--crop 384x512] [--threads 1]
+        [--variant start=other.safetensors] [--effort default] [--crop 384x512] [--threads 1] [--seeds 0,1]
 
 Each variant is the effort preset with some fields replaced (presets.Effort; values are Python
 literals, several separated by spaces; `start=FILE` fits from the starting points in FILE, trained
@@ -10,7 +10,10 @@ by `python -m gencompress.overfit.starting --out FILE`, instead of the shipped o
 fitted (fit.optimize, the encoder's own loop) to the centre crop of each held-out image at each
 quality, and its final loss MSE + lambda * bpp with the latents rounded (the rate the entropy
 model gives, before parameter coding) is printed beside the first variant's. Faster and less
-noisy than whole encodes (benchmarks/overfit_heldout.py), for settings of the optimization. The
+noisy than whole encodes (benchmarks/overfit_heldout.py), for settings of the optimization.
+A fit's path depends on its seed (the noise of the soft phase), and a single fit moves by several
+percent under any change of it: with `--seeds 0,1` every variant is fitted under each seed, and
+the first variant's own spread between seeds (printed) is the noise a change must beat. The
 default images are among the last ten of data/train, which the starting points never saw. Never
 Kodak.
 """
@@ -66,6 +69,8 @@ def main() -> None:
     ap.add_argument("--effort", default="default")
     ap.add_argument("--crop", default="384x512", help="HxW of the centre crop")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", default=str(0), help="fit seeds, comma-separated (the encoder uses fit.SEED, 0): each "
+                    "variant is fitted under each")
     args = ap.parse_args()
     import torch
     import torch.nn.functional as F
@@ -79,16 +84,20 @@ def main() -> None:
     height, width = (int(v) for v in args.crop.lower().split("x"))
     variants = [variant(v) for v in (args.variant or ["base"])]
     base = presets.EFFORTS[args.effort]
+    seeds = [int(v) for v in args.seeds.split(",")]
     changes: dict[str, list[float]] = {label: [] for label, _, _ in variants[1:]}
+    spread: list[float] = []  # the first variant's loss under each later seed against its first seed's
     for name in args.images.split(","):
         image = centre_crop(args.data / f"{name}.png", height, width)
         target = torch.tensor(image).permute(2, 0, 1).float() / 255
         for q in (int(v) for v in args.qualities.split(",")):
             lam = presets.LAMBDAS[q - 1]
-            first = None
-            for label, fields, start in variants:
+            first_seed = None
+            for seed, (label, fields, start) in ((s, v) for s in seeds for v in variants):
+                if label == variants[0][0]:
+                    first = None
                 effort = dataclasses.replace(base, **fields)
-                net = OverfitNet(effort.arch, height, width, fit.SEED, starting_points(start, q, effort.arch))
+                net = OverfitNet(effort.arch, height, width, seed, starting_points(start, q, effort.arch))
                 begin = time.perf_counter()
                 fit.optimize([net], [target], lam, effort)
                 seconds = time.perf_counter() - begin
@@ -99,11 +108,19 @@ def main() -> None:
                 loss = mse + lam * bpp
                 if first is None:
                     first, change = loss, ""
+                    if first_seed is None:
+                        first_seed = loss
+                    else:
+                        spread.append(loss / first_seed - 1)
+                        change = f" {100 * (loss / first_seed - 1):+.1f}% (seed {seed} against seed {seeds[0]})"
                 else:
                     changes[label].append(loss / first - 1)
                     change = f" {100 * (loss / first - 1):+.1f}%"
-                print(f"{name} q{q} {label:40s} psnr {-10 * math.log10(mse):.2f} bpp {bpp:.4f} "
+                print(f"{name} q{q} s{seed} {label:40s} psnr {-10 * math.log10(mse):.2f} bpp {bpp:.4f} "
                       f"loss {loss:.4e}{change} ({seconds:.0f} s)", flush=True)
+    if spread:
+        print(f"{variants[0][0]} between seeds: loss changes {', '.join(f'{100 * v:+.1f}%' for v in spread)} "
+              f"(mean absolute {100 * np.mean(np.abs(spread)):.1f}%): the noise a change must beat")
     for label, values in changes.items():
         if values:
             mean = math.exp(np.mean(np.log1p(values))) - 1
