@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--effort", default="default")
     ap.add_argument("--crop", default="384x512", help="HxW of the centre crop")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seeds", default=str(0), help="fit seeds, comma-separated (the encoder uses fit.SEED, 0): each "
+    ap.add_argument("--seeds", default="0", help="fit seeds, comma-separated (the encoder uses fit.SEED, 0): each "
                     "variant is fitted under each")
     args = ap.parse_args()
     import torch
