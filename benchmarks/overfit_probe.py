@@ -93,31 +93,31 @@ def main() -> None:
         for q in (int(v) for v in args.qualities.split(",")):
             lam = presets.LAMBDAS[q - 1]
             first_seed = None
-            for seed, (label, fields, start) in ((s, v) for s in seeds for v in variants):
-                if label == variants[0][0]:
-                    first = None
-                effort = dataclasses.replace(base, **fields)
-                net = OverfitNet(effort.arch, height, width, seed, starting_points(start, q, effort.arch))
-                begin = time.perf_counter()
-                fit.optimize([net], [target], lam, effort)
-                seconds = time.perf_counter() - begin
-                with torch.no_grad():
-                    grids = net.quantize("round")
-                    mse = float(F.mse_loss(net.synthesize(grids).clamp(0, 1), target))
-                    bpp = float(net.rate(grids)) / (height * width)
-                loss = mse + lam * bpp
-                if first is None:
-                    first, change = loss, ""
-                    if first_seed is None:
-                        first_seed = loss
+            for seed in seeds:
+                first = None
+                for label, fields, start in variants:
+                    effort = dataclasses.replace(base, **fields)
+                    net = OverfitNet(effort.arch, height, width, seed, starting_points(start, q, effort.arch))
+                    begin = time.perf_counter()
+                    fit.optimize([net], [target], lam, effort)
+                    seconds = time.perf_counter() - begin
+                    with torch.no_grad():
+                        grids = net.quantize("round")
+                        mse = float(F.mse_loss(net.synthesize(grids).clamp(0, 1), target))
+                        bpp = float(net.rate(grids)) / (height * width)
+                    loss = mse + lam * bpp
+                    if first is None:
+                        first, change = loss, ""
+                        if first_seed is None:
+                            first_seed = loss
+                        else:
+                            spread.append(loss / first_seed - 1)
+                            change = f" {100 * (loss / first_seed - 1):+.1f}% (seed {seed} against seed {seeds[0]})"
                     else:
-                        spread.append(loss / first_seed - 1)
-                        change = f" {100 * (loss / first_seed - 1):+.1f}% (seed {seed} against seed {seeds[0]})"
-                else:
-                    changes[label].append(loss / first - 1)
-                    change = f" {100 * (loss / first - 1):+.1f}%"
-                print(f"{name} q{q} s{seed} {label:40s} psnr {-10 * math.log10(mse):.2f} bpp {bpp:.4f} "
-                      f"loss {loss:.4e}{change} ({seconds:.0f} s)", flush=True)
+                        changes[label].append(loss / first - 1)
+                        change = f" {100 * (loss / first - 1):+.1f}%"
+                    print(f"{name} q{q} s{seed} {label:40s} psnr {-10 * math.log10(mse):.2f} bpp {bpp:.4f} "
+                          f"loss {loss:.4e}{change} ({seconds:.0f} s)", flush=True)
     if spread:
         print(f"{variants[0][0]} between seeds: loss changes {', '.join(f'{100 * v:+.1f}%' for v in spread)} "
               f"(mean absolute {100 * np.mean(np.abs(spread)):.1f}%): the noise a change must beat")
