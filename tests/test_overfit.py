@@ -93,7 +93,9 @@ def test_parameter_quantization_reconstructs_within_half_a_step():
         reader.close()
 
 
-def test_a_few_steps_lower_the_loss(rgb):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_few_steps_lower_the_loss_in_either_precision_of_the_synthesis(rgb, monkeypatch, bf16):
+    monkeypatch.setattr(fit, "bfloat16_synthesis", lambda device: bf16)
     image = natural(rgb, 32, 32)
     lam = presets.LAMBDAS[3]
 
@@ -105,6 +107,22 @@ def test_a_few_steps_lower_the_loss(rgb):
             return float(((net.synthesize(grids) - target) ** 2).mean() + lam * net.rate(grids) / image[..., 0].size)
 
     assert loss(30) < 0.5 * loss(0)
+
+
+def test_the_synthesis_runs_in_bfloat16_only_where_the_cpu_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert fit.bfloat16_synthesis(cpu)
+    assert not fit.bfloat16_synthesis(torch.device("cuda"))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # ATEN_CPU_CAPABILITY=avx2
+    assert not fit.bfloat16_synthesis(cpu)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert not fit.bfloat16_synthesis(cpu)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)  # a torch without the probe
+    assert not fit.bfloat16_synthesis(cpu)
 
 
 def test_the_hard_phase_trains_the_networks_on_the_latents_as_they_are(rgb):

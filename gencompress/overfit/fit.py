@@ -78,6 +78,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
     optimizers = [torch.optim.Adam(latents, lr=effort.learning_rate, betas=effort.betas),
                   SOAP(networks, lr=effort.network_learning_rate, betas=effort.network_betas, weight_decay=0.0,
                        precondition_frequency=effort.precondition_frequency)]
+    bf16 = bfloat16_synthesis(targets[0].device)
     begin = time.perf_counter()
     step = 0
     while True:
@@ -104,7 +105,8 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         loss = torch.zeros((), device=targets[0].device)
         for net, target in zip(nets, targets):
             grids = net.quantize("soft", temperature=temperature, noise=noise) if soft else net.quantize("round")
-            x_hat = net.synthesize(grids)
+            with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=bf16):
+                x_hat = net.synthesize(grids).float()
             bits = net.rate(grids)
             pixels = target.shape[1] * target.shape[2]
             loss = loss + (F.mse_loss(x_hat, target) + lam * bits / pixels) / len(nets)
@@ -117,6 +119,19 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         step += 1
         if bar is not None:
             _report(bar, step, t, x_hat, target, bits, budget)
+
+
+def bfloat16_synthesis(device: torch.device) -> bool:
+    """Whether the fit's synthesis runs in bfloat16 (torch.autocast: its 1x1 layers and 3x3
+    convolutions; the rate, the loss and every update stay float32): on CPUs whose instruction
+    set torch uses has bfloat16 arithmetic (AVX-512 BF16 or AMX), where a step costs about 10%
+    less and the loss a fit reaches does not change beyond its own seed-to-seed spread (README,
+    "Cheaper steps"). Elsewhere (older CPUs, where bfloat16 is emulated and slower; GPUs, not
+    measured) float32. Only the encoder's path changes: files are made by the integer decoder."""
+    if device.type != "cpu" or not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def _report(bar, step: int, t: float, x_hat: torch.Tensor, target: torch.Tensor, bits: torch.Tensor,
