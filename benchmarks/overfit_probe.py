@@ -34,12 +34,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def variant(text: str) -> tuple[str, dict, Path | None]:
-    """'base' or 'field=value ... [start=FILE]' -> (label, {field: value}, starting points file)."""
+    """'base' or 'field=value ... [start=FILE]' -> (label, {field: value}, starting points file);
+    `arch={...}` replaces the decoder's architecture (train its starting points first:
+    `python -m gencompress.overfit.starting data/train --architecture ... --out FILE`)."""
     fields, start = {}, None
     for item in text.split() if text != "base" else []:
         key, _, value = item.partition("=")
         if key == "start":
             start = Path(value)
+        elif key == "arch":  # arch={'synthesis_width':32} (no spaces): fields of the decoder's Architecture
+            from gencompress.overfit.architecture import Architecture
+
+            fields[key] = Architecture(**ast.literal_eval(value))
         else:
             fields[key] = ast.literal_eval(value)
     return text, fields, start

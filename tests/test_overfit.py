@@ -199,6 +199,25 @@ def test_starting_points_ship_for_every_quality_of_the_default_architecture():
     assert starting.load(4, Architecture(synthesis_width=8)) is None  # none for other decoders
 
 
+def test_starting_points_train_for_another_architecture(rgb, tmp_path, monkeypatch):
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(natural(rgb, 24, 32)[:, ::-1] if i else natural(rgb, 24, 32)).save(tmp_path / f"{i}.png")
+    out = tmp_path / "start.safetensors"
+    common = ["starting", str(tmp_path), "--out", str(out), "--qualities", "3", "--steps", "2", "--crops", "2",
+              "--crop", "16x16", "--holdout", "1", "--threads", "1"]
+    monkeypatch.setattr("sys.argv", common + ["--architecture", "levels=3 synthesis_width=5"])
+    starting.main()
+    arch, tensors = starting._read(out.read_bytes())
+    assert arch == Architecture(levels=3, synthesis_width=5)
+    assert tensors["q3/synthesis.0.weight"].shape == (5, 3)
+    for bad in ("synthesis_width", "levels=x", "bogus=3", "synthesis_width=999"):
+        monkeypatch.setattr("sys.argv", common + ["--architecture", bad])
+        with pytest.raises(SystemExit, match="--architecture"):
+            starting.main()
+
+
 def test_starting_points_lower_the_loss_of_a_short_fit_and_files_carry_what_they_decode_with(rgb, monkeypatch):
     image = natural(rgb, 48, 64)
     lam = presets.LAMBDAS[3]

@@ -143,6 +143,8 @@ def main() -> None:
     ap.add_argument("--crop", default="192x256", help="HxW of each crop")
     ap.add_argument("--holdout", type=int, default=10, help="the last N images are left out (for evaluation)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--architecture", default="", metavar="FIELD=VALUE ...",
+                    help="decoder fields that differ from the default architecture, e.g. 'synthesis_width=32'")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     images = sorted(args.data.glob("*.png"))
@@ -152,7 +154,13 @@ def main() -> None:
     if not images:
         raise SystemExit(f"{args.data}: no PNG images to train on (after holding out {args.holdout})")
     crop = tuple(int(v) for v in args.crop.lower().split("x"))
-    train(images, [int(q) for q in args.qualities.split(",")], args.out, Effort(steps=args.steps), args.crops, crop)
+    try:
+        fields = {k: int(v) for k, _, v in (item.partition("=") for item in args.architecture.split())}
+        arch = Architecture(**fields)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"--architecture {args.architecture!r}: {e}")
+    effort = Effort(steps=args.steps, arch=arch)
+    train(images, [int(q) for q in args.qualities.split(",")], args.out, effort, args.crops, crop)
 
 
 if __name__ == "__main__":
