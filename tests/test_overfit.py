@@ -145,6 +145,23 @@ def test_the_hard_phase_trains_the_networks_on_the_latents_as_they_are(rgb):
     assert not all(torch.equal(a, b) for a, b in zip(latents, net.latents))
 
 
+def test_the_upsampling_filters_move_at_their_own_learning_rate(rgb):
+    from gencompress.overfit.network import OverfitNet
+
+    image = natural(rgb, 16, 24)
+    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+    moved = {}
+    for scale in (0.0, 0.1, 1.0):
+        net = OverfitNet(Architecture(levels=3), 16, 24)
+        taps, others = net.weights["upsampling_taps"].detach().clone(), net.weights["synthesis_0_weight"].detach().clone()
+        fit.optimize([net], [target], presets.LAMBDAS[3], presets.Effort(steps=5, upsampling_learning_rate_scale=scale))
+        moved[scale] = float((net.weights["upsampling_taps"].detach() - taps).abs().max())
+        assert not torch.equal(others, net.weights["synthesis_0_weight"])
+    assert moved[0.0] == 0 and 0 < moved[0.1] < moved[1.0]
+    assert presets.EFFORTS["high"].upsampling_learning_rate_scale == 0.1
+    assert presets.EFFORTS["default"].upsampling_learning_rate_scale == 1.0
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5)])
 def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
     """network.rate gathers contexts for whole checkerboard passes at once; it must equal the

@@ -13,6 +13,10 @@ decoder will see. Not straight-through gradients to the latents there:
 latents left near +-0.5 drift across rounding boundaries and cost bits; in a 1500-step fit the
 rate rose 5x within 30 hard steps (README, recipe 8).
 
+The upsampling filters can move slower than the rest of the networks
+(Effort.upsampling_learning_rate_scale): in long fits they wander and the fit stalls (README,
+recipe 11), so the high effort moves them at a tenth of the networks' learning rate.
+
 The networks start from the shipped starting points of the quality (starting.py) when there
 are some for the architecture, else from a random initialization; latents start at zero.
 
@@ -75,8 +79,11 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
 
     networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
     latents = list(dict.fromkeys(p for net in nets for p in net.latents))
+    taps = list(dict.fromkeys(net.weights["upsampling_taps"] for net in nets))
+    groups = [{"params": [p for p in networks if all(p is not t for t in taps)], "lr_scale": 1.0},
+              {"params": taps, "lr_scale": effort.upsampling_learning_rate_scale}]
     optimizers = [torch.optim.Adam(latents, lr=effort.learning_rate, betas=effort.betas),
-                  SOAP(networks, lr=effort.network_learning_rate, betas=effort.network_betas, weight_decay=0.0,
+                  SOAP(groups, lr=effort.network_learning_rate, betas=effort.network_betas, weight_decay=0.0,
                        precondition_frequency=effort.precondition_frequency)]
     bf16 = bfloat16_synthesis(targets[0].device)
     begin = time.perf_counter()
@@ -96,7 +103,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         decay = 0.5 * (1 + math.cos(math.pi * t))
         for optimizer, rate in zip(optimizers, (effort.learning_rate, effort.network_learning_rate)):
             for group in optimizer.param_groups:
-                group["lr"] = rate * decay
+                group["lr"] = rate * decay * group.get("lr_scale", 1.0)
         soft = t < 1 - effort.hard_fraction
         if soft:  # the soft phase's schedule, the same for every net of this step
             u = t / (1 - effort.hard_fraction)
