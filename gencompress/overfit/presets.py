@@ -52,7 +52,7 @@ class Effort:
     noise: tuple[float, float] = (1.5, 0.45)
     hard_fraction: float = 0.1  # the last steps round for real, latents held (fit.py)
     # The upsampling filters' learning rate, as a fraction of the networks'. Left at the networks'
-    # rate a long fit's filters can wander and stall it: held-out 0053 at q8 (300 steps) ended at
+    # rate a long fit's filters can wander and stall it: held-out 0053 at q8 (330 steps) ended at
     # 35.3 dB under seed 0, 40.1 under seed 1, and 39.9 under seed 0 at a tenth. In fits of the
     # high effort's 2640 steps a tenth lowered the loss in 8 of 12 held-out fits, by 2.0% and 4.6%
     # (geometric means of two photos each; one fit -25%, the others -4.7 to +4.9%; README, recipe
