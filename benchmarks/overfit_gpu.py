@@ -83,30 +83,29 @@ def encode_main(args: argparse.Namespace) -> None:
                     jobs.append((effort, image, q, str(target)))
     for effort in {j[0] for j in jobs}:
         (args.out / effort).mkdir(parents=True, exist_ok=True)
-    log = (args.out / "encodes.jsonl").open("a")
-
-    def record(row: dict, concurrent: int) -> None:
-        row["concurrent"] = concurrent
-        log.write(json.dumps(row) + "\n")
-        log.flush()
-        print(f"{row['effort']:>8} {row['image']} q{row['quality']}: {row['bytes']} B {row['encode_s']:.1f} s "
-              f"({concurrent} at once)", flush=True)
-
     _worker_init()
     warm = np.asarray(Image.open(args.kodak / f"{names[0]}.png").convert("RGB"))[:64, :64]
     import gencompress
 
     gencompress.encode(warm, model="overfit", effort="fast", device=args.device)  # CUDA and the tables, once
     alone, rest = jobs[:args.alone], jobs[args.alone:]
-    for effort, image, q, target in alone:
-        record(_encode(effort, str(args.kodak / f"{image}.png"), q, target, args.device), 1)
-    start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
-        futures = [pool.submit(_encode, e, str(args.kodak / f"{i}.png"), q, t, args.device) for e, i, q, t in rest]
-        for n, future in enumerate(as_completed(futures), 1):
-            record(future.result(), args.workers)
-            if n % 10 == 0:
-                print(f"{n} files in {time.perf_counter() - start:.0f} s", flush=True)
+    with (args.out / "encodes.jsonl").open("a") as log:
+        def record(row: dict, concurrent: int) -> None:
+            row["concurrent"] = concurrent  # processes encoding at once (at most: fewer at the end)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            print(f"{row['effort']:>8} {row['image']} q{row['quality']}: {row['bytes']} B {row['encode_s']:.1f} s "
+                  f"({concurrent} at once)", flush=True)
+
+        for effort, image, q, target in alone:
+            record(_encode(effort, str(args.kodak / f"{image}.png"), q, target, args.device), 1)
+        start = time.perf_counter()
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+            futures = [pool.submit(_encode, e, str(args.kodak / f"{i}.png"), q, t, args.device) for e, i, q, t in rest]
+            for n, future in enumerate(as_completed(futures), 1):
+                record(future.result(), args.workers)
+                if n % 10 == 0:
+                    print(f"{n} files in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def report_main(args: argparse.Namespace) -> None:
