@@ -1,12 +1,18 @@
 """Seconds per optimization step of the overfitted codec under levers not in the encoder.
 
     python benchmarks/overfit_levers.py [--image data/train/0052.png] [--size 512x768] [--steps 20]
-                                        [--threads 2] [--levers eager,bf16,compile]
+                                        [--threads 2] [--levers eager,bf16,compile] [--device cpu]
 
 One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp, backward, Adam.
 - eager: as fit.py runs it;
-- bf16: under torch.autocast("cpu", bfloat16) (these CPUs have AVX-512 BF16): matrix products and
+- bf16: under torch.autocast(bfloat16) (these CPUs have AVX-512 BF16): matrix products and
   convolutions in bfloat16;
+- plain: the compile lever's plain-torch functions (below), not compiled. On a GPU this is the
+  step without host synchronization: overfit/kernels.py's upsampling reads its taps as Python
+  numbers (`tolist()`), which on a GPU waits for the device, 24 times a step;
+- cudagraphs (--device cuda only): the loss through torch.compile(mode="reduce-overhead"), whose
+  CUDA graphs replay a step's hundreds of small kernels without launching each from Python (a
+  lone encode on an H200 kept its SMs busy 13-20% of the time: README "On a GPU");
 - compile: the loss through torch.compile (inductor, static shapes). Inductor fails on the
   backward of replicate padding of channels-last tensors, and soft rounding's math.tanh of the
   temperature (a tensor here, as it changes every step) breaks the graph and recompiles each
@@ -15,7 +21,8 @@ One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp
   rounding uses torch.tanh (the same functions); the rate's hand-written autograd functions are
   left to dynamo.
   The first step's time includes compiling (inductor caches compiled graphs on disk per shape,
-  so a second run of the same size starts sooner). It runs last, the padding patched for it alone.
+  so a second run of the same size starts sooner). plain, compile and cudagraphs run after eager
+  and bf16, the padding patched for them alone.
 Prints per lever the first step's seconds and the median over --steps of the following ones.
 """
 
@@ -66,13 +73,13 @@ def _compile_friendly() -> None:
     network._conv3x3, network._soft_round, network.kernels.upsample = conv3x3, soft_round, upsample
 
 
-def measure(lever: str, image: np.ndarray, steps: int) -> tuple[float, float]:
+def measure(lever: str, image: np.ndarray, steps: int, device: torch.device) -> tuple[float, float]:
     from gencompress.overfit import network, presets, starting
 
     h, w = image.shape[:2]
-    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+    target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
     arch = presets.EFFORTS[presets.DEFAULT_EFFORT].arch
-    net = network.OverfitNet(arch, h, w, 0, starting.load(QUALITY, arch))
+    net = network.OverfitNet(arch, h, w, 0, starting.load(QUALITY, arch)).to(device)
     lam = presets.LAMBDAS[QUALITY - 1]
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
 
@@ -80,15 +87,18 @@ def measure(lever: str, image: np.ndarray, steps: int) -> tuple[float, float]:
         grids = net.quantize("soft", temperature=temperature, noise=noise)
         return F.mse_loss(net.synthesize(grids), target) + lam * net.rate(grids) / (h * w)
 
-    loss_fn = torch.compile(loss_of, dynamic=False) if lever == "compile" else loss_of
+    modes = {"compile": "default", "cudagraphs": "reduce-overhead"}
+    loss_fn = torch.compile(loss_of, dynamic=False, mode=modes[lever]) if lever in modes else loss_of
     times = []
     for i in range(steps + 1):
         begin = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lever == "bf16"):
-            loss = loss_fn(torch.tensor(0.3 - 1e-3 * i), torch.tensor(1.0 - 1e-3 * i))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=lever == "bf16"):
+            loss = loss_fn(torch.tensor(0.3 - 1e-3 * i, device=device), torch.tensor(1.0 - 1e-3 * i, device=device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - begin)
     return times[0], statistics.median(times[1:])
 
@@ -100,7 +110,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed steps after the first (at least 1)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--levers", default="eager,bf16,compile")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if "cudagraphs" in args.levers.split(",") and device.type != "cuda":
+        raise SystemExit("--levers cudagraphs: needs --device cuda")
     torch.set_num_threads(args.threads)
     if args.steps < 1:
         raise SystemExit("--steps: at least 1")
@@ -110,12 +124,13 @@ def main() -> None:
     top, left = max((rgb.shape[0] - h) // 2, 0), max((rgb.shape[1] - w) // 2, 0)
     image = np.ascontiguousarray(rgb[top:top + h, left:left + w])
     levers = args.levers.split(",")
-    for lever in sorted(levers, key=lambda name: name == "compile"):  # compile last: it patches the padding
-        if lever == "compile":
+    patched = ("plain", "compile", "cudagraphs")
+    for lever in sorted(levers, key=lambda name: name in patched):  # these last: they patch the network
+        if lever in patched:
             _compile_friendly()
-        first, per_step = measure(lever, image, args.steps)
+        first, per_step = measure(lever, image, args.steps, device)
         print(f"{lever}: first step {first:.2f} s, then {per_step:.4f} s per step "
-              f"({image.shape[0]}x{image.shape[1]} HxW, {args.threads} threads)", flush=True)
+              f"({image.shape[0]}x{image.shape[1]} HxW, {args.threads} threads, {args.device})", flush=True)
 
 
 if __name__ == "__main__":

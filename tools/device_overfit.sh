@@ -5,15 +5,18 @@
 # Here, once:  tools/fetch_device_wheels.sh
 #              mkdir -p .kodak && cp ../shared/data/kodak/*.png .kodak/      (.kodak is git-ignored)
 # The call (device tool `run`, carry [".whl", ".kodak"]):
-#              tools/device_overfit.sh SECONDS ALONE --jobs EFFORT:IMAGES:QUALITIES ...
-# runs the CUDA tests CI cannot, then encodes (the first ALONE jobs one at a time, the rest by
-# many processes at once under CUDA MPS where it starts) until SECONDS have passed. The files
+#              tools/device_overfit.sh SECONDS ALONE [--levers LIST] --jobs EFFORT:IMAGES:QUALITIES ...
+# runs the CUDA tests CI cannot (whole log: $OUT/pytest.log), with --levers the seconds a step of
+# benchmarks/overfit_levers.py's levers on the GPU (e.g. eager,plain,cudagraphs), then encodes
+# (the first ALONE jobs one at a time, the rest by many processes at once under CUDA MPS where it
+# starts) until SECONDS have passed. The files
 # stay in /tmp/gpu on the machine, so a next call while it is warm skips them; all made so far
 # come back as $OUT/gpu.tgz. Then here:
 #              tar xzf gpu.tgz -C DIR && python benchmarks/overfit_gpu.py report --files DIR/gpu
 set -uo pipefail
-seconds=$1 alone=$2
+seconds=$1 alone=$2 levers=
 shift 2
+if [ "${1:-}" = --levers ]; then levers=$2; shift 2; fi
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 site=/tmp/site
@@ -30,6 +33,10 @@ pgrep -x nvidia-cuda-mps-control >/dev/null || nvidia-cuda-mps-control -d || ech
 pgrep -x nvidia-cuda-mps-control >/dev/null && mps=1 || mps=0
 if ! timeout 60 python3 -c "import torch; torch.ones(2, device='cuda').sum().item()"; then
     echo quit | nvidia-cuda-mps-control; mps=0; echo "MPS stopped: a client failed"
+fi
+if [ -n "$levers" ]; then
+    timeout 300 python3 benchmarks/overfit_levers.py --device cuda --image .kodak/kodim01.png --threads 1 \
+        --steps 30 --levers "$levers" 2>&1 | tee "$out/levers.log" | grep -v Warning
 fi
 nvidia-smi dmon -s u -d 10 > "$out/dmon.log" 2>&1 &
 workers=$(( $(nproc) - 2 ))
