@@ -10,7 +10,10 @@ by `python -m gencompress.overfit.starting --out FILE`, instead of the shipped o
 fitted (fit.optimize, the encoder's own loop) to the centre crop of each held-out image at each
 quality, and its final loss MSE + lambda * bpp with the latents rounded (the rate the entropy
 model gives, before parameter coding) is printed beside the first variant's. Faster and less
-noisy than whole encodes (benchmarks/overfit_heldout.py), for settings of the optimization.
+noisy than whole encodes (benchmarks/overfit_heldout.py), for settings of the optimization. Not
+for changes that move the networks more or less: their parameters' bits, which this loss leaves
+out, can take back what it shows (a hard-phase learning rate: -0.6% here, -0.08% in whole files;
+results/overfit_heldout/hard_phase_lr_probe.log).
 A fit's path depends on its seed (the noise of the soft phase), and a single fit moves by several
 percent under any change of it: with `--seeds 0,1` every variant is fitted under each seed, and
 the first variant's own spread between seeds (printed) is the noise a change must beat. The
