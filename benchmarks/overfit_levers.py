@@ -29,6 +29,7 @@ Prints per lever the first step's seconds and the median over --steps of the fol
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -54,7 +55,8 @@ def _compile_friendly() -> None:
 
     def soft_round(y, temperature):
         m = torch.floor(y) + 0.5
-        return m + 0.5 * torch.tanh((y - m) / temperature) / torch.tanh(0.5 / temperature)
+        edge = torch.tanh(0.5 / temperature) if torch.is_tensor(temperature) else math.tanh(0.5 / temperature)
+        return m + 0.5 * torch.tanh((y - m) / temperature) / edge
 
     def conv3x3(x, weight, bias):
         return F.conv2d(_pad_edges(_pad_edges(x, 1, 1, -1), 1, 1, -2), weight, bias)
@@ -92,8 +94,11 @@ def measure(lever: str, image: np.ndarray, steps: int, device: torch.device) -> 
     times = []
     for i in range(steps + 1):
         begin = time.perf_counter()
+        schedule = (0.3 - 1e-3 * i, 1.0 - 1e-3 * i)  # temperature, noise: numbers as fit.py passes them,
+        if lever in modes:  # tensors where compiled (a new number each step would recompile)
+            schedule = tuple(torch.tensor(v, device=device) for v in schedule)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=lever == "bf16"):
-            loss = loss_fn(torch.tensor(0.3 - 1e-3 * i, device=device), torch.tensor(1.0 - 1e-3 * i, device=device))
+            loss = loss_fn(*schedule)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
