@@ -40,8 +40,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from kodak_codecs import SHARED  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _worker_init() -> None:
     import torch
@@ -54,6 +52,7 @@ def _encode(effort: str, source: str, quality: int, target: str, device: str) ->
     import torch
 
     import gencompress
+    from gencompress.atomic import write_bytes_atomic
     from gencompress.overfit.presets import EFFORTS, RECIPE
 
     rgb = np.asarray(Image.open(source).convert("RGB"))
@@ -62,9 +61,7 @@ def _encode(effort: str, source: str, quality: int, target: str, device: str) ->
     start = time.perf_counter()
     data = gencompress.encode(rgb, model="overfit", quality=quality, effort=effort, device=device)
     seconds = time.perf_counter() - start
-    tmp = Path(target + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    write_bytes_atomic(Path(target), data)
     return {"effort": effort, "image": Path(source).stem, "quality": quality, "bytes": len(data),
             "encode_s": seconds, "steps": EFFORTS[effort].steps, "recipe": RECIPE, "device": device,
             "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
@@ -73,14 +70,13 @@ def _encode(effort: str, source: str, quality: int, target: str, device: str) ->
 
 def encode_main(args: argparse.Namespace) -> None:
     names = sorted(p.stem for p in args.kodak.glob("*.png"))
-    jobs = []
+    wanted: dict[tuple[str, str, int], Path] = {}  # in order of priority, each once
     for spec in args.jobs:
         effort, images, qualities = spec.split(":")
         for image in names if images == "all" else images.split(","):
             for q in map(int, qualities.split(",")):
-                target = args.out / effort / f"{image}_q{q}.gcz"
-                if not target.exists() and (effort, image, q) not in [j[:3] for j in jobs]:
-                    jobs.append((effort, image, q, str(target)))
+                wanted.setdefault((effort, image, q), args.out / effort / f"{image}_q{q}.gcz")
+    jobs = [(e, i, q, str(t)) for (e, i, q), t in wanted.items() if not t.exists()]
     for effort in {j[0] for j in jobs}:
         (args.out / effort).mkdir(parents=True, exist_ok=True)
     _worker_init()
@@ -110,7 +106,7 @@ def encode_main(args: argparse.Namespace) -> None:
 
 def report_main(args: argparse.Namespace) -> None:
     import gencompress
-    from gencompress import bench, metrics
+    from gencompress import bench
 
     encodes = {}
     for line in (args.files / "encodes.jsonl").read_text().splitlines():
@@ -126,14 +122,11 @@ def report_main(args: argparse.Namespace) -> None:
             continue
         rgb = originals.setdefault(image, np.asarray(Image.open(args.kodak / f"{image}.png").convert("RGB")))
         data = path.read_bytes()
-        start = time.perf_counter()
-        decoded = gencompress.decode(data, device="cpu")  # checksums on: raises if not bit-exact
-        decode_s = time.perf_counter() - start
-        h, w = rgb.shape[:2]
-        ms = metrics.ms_ssim(rgb, decoded) if min(h, w) > 160 else None  # as the bench
-        rows.setdefault(effort, []).append(
-            enc | {"bpp": 8 * len(data) / (h * w), "psnr": metrics.psnr(rgb, decoded), "ms_ssim": ms,
-                   "ms_ssim_db": None if ms is None else metrics.ms_ssim_db(ms), "decode_s": decode_s})
+        # the bench's measurement of a file made elsewhere: decoded here, checksums on (raises if
+        # not bit-exact); its encode seconds are the GPU's, from encodes.jsonl
+        made = bench.Runner("overfit (GPU)", (q,), lambda _rgb, _q, data=data: data,
+                            lambda d: gencompress.decode(d, device="cpu"), {})
+        rows.setdefault(effort, []).append(bench.measure(made, q, rgb) | enc)
     out: dict = {"efforts": {}}
     for effort, effort_rows in rows.items():
         qualities = sorted({r["quality"] for r in effort_rows})
@@ -212,6 +205,7 @@ def main() -> None:
         encode_main(args)
     else:
         args.out = args.out or args.files
+        args.out.mkdir(parents=True, exist_ok=True)
         report_main(args)
 
 
