@@ -25,6 +25,22 @@ from .base import (GainedTransforms, PerQualityBottlenecks, QualityGains, analys
 
 # CompressAI's scale table: 64 levels, log-spaced from 0.11 to 256.
 SCALE_TABLE = np.exp(np.linspace(np.log(0.11), np.log(256.0), 64)).tolist()
+# The same table and the Gaussian's lower bound on scales as GaussianConditional holds them (float32
+# buffers; tests check that the loaded model's equal these), for scale_indexes.
+_SCALE_TABLE32 = torch.tensor(SCALE_TABLE, dtype=torch.float32)
+_SCALE_BOUND32 = torch.tensor([0.11], dtype=torch.float32)
+
+
+def scale_indexes(scales: Tensor) -> Tensor:
+    """Coding-table indexes (int32) of scales (float64, on the CPU, from the exact hyper-synthesis):
+    what compressai's GaussianConditional.build_indexes computes, from constants instead of the
+    module's buffers, which live on the model's device: on a GPU, comparing CPU scales with CUDA
+    buffers raises, so a vae could neither encode nor decode there."""
+    scales = torch.max(scales, _SCALE_BOUND32)
+    indexes = torch.full(scales.shape, len(SCALE_TABLE) - 1, dtype=torch.int32)
+    for s in _SCALE_TABLE32[:-1]:
+        indexes -= (scales <= s).int()
+    return indexes
 
 
 class MeanScaleHyperprior(GainedTransforms):
@@ -96,7 +112,7 @@ class MeanScaleHyperprior(GainedTransforms):
         """Means (float32, on z_hat's device) and scale-table indexes (numpy) from z_hat, on the
         CPU in fixed point (exact=False: in float64, as format versions 1 and 2)."""
         scales, means = (self._hyper_exact(z_hat) if exact else self._hyper64(z_hat)).chunk(2, 1)
-        indexes = self.gaussian.build_indexes(scales)[0].numpy().astype(np.int32)
+        indexes = scale_indexes(scales)[0].numpy()
         return means.to(device=z_hat.device, dtype=torch.float32), indexes
 
     def _hyper_symbols(self, y: Tensor, quality: int) -> tuple[Tensor, Tensor, Tensor]:

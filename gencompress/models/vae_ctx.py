@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .ae import SymbolReader, channel_indexes
 from .base import bits, full_precision, round_ste
-from .vae import MeanScaleHyperprior
+from .vae import MeanScaleHyperprior, scale_indexes
 
 
 def anchor_mask(h: int, w: int, device: torch.device | str = "cpu") -> Tensor:
@@ -67,7 +67,7 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         ep = self._float64_nets()[1]
         feats = torch.cat([hyper, ctx], 1)[0][:, where]  # (4M, n): the positions, in raster order
         scales, means = ep(feats[None, :, :, None]).chunk(2, 1)
-        indexes = self.gaussian.build_indexes(scales)[0, :, :, 0].numpy().astype(np.int32)
+        indexes = scale_indexes(scales)[0, :, :, 0].numpy()
         return means[0, :, :, 0], indexes
 
     def _context64(self, y_hat: Tensor, first_pass: bool) -> Tensor:
