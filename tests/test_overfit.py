@@ -162,6 +162,25 @@ def test_the_upsampling_filters_move_at_their_own_learning_rate(rgb):
     assert presets.EFFORTS["default"].upsampling_learning_rate_scale == 1.0
 
 
+def test_the_learning_rate_holds_its_peak_then_falls_by_a_cosine(rgb, monkeypatch):
+    from gencompress.overfit.network import OverfitNet
+
+    assert fit.rate_factor(0.0, 0.3) == fit.rate_factor(0.3, 0.3) == 1.0
+    assert fit.rate_factor(0.65, 0.3) == pytest.approx(0.5) and fit.rate_factor(1.0, 0.3) == pytest.approx(0.0)
+    assert fit.rate_factor(0.5, 0.0) == pytest.approx(0.5)  # hold 0: the cosine over the whole fit
+    rates = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (rates.append(self.param_groups[0]["lr"]),
+                                                                         step(self, *a, **k))[1])
+    image = natural(rgb, 16, 24)
+    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+    effort = presets.Effort(steps=11, learning_rate_hold=0.3)
+    fit.optimize([OverfitNet(Architecture(levels=3), 16, 24)], [target], presets.LAMBDAS[3], effort)
+    peak = effort.learning_rate
+    assert rates[:4] == [peak] * 4 and all(a > b for a, b in zip(rates[3:], rates[4:])) and rates[-1] < 1e-12
+    assert presets.EFFORTS["default"].learning_rate_hold == 0.3
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5)])
 def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
     """network.rate gathers contexts for whole checkerboard passes at once; it must equal the

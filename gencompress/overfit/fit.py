@@ -1,6 +1,7 @@
 """The encoder's optimization: fit one tile's latents and decoder to its pixels.
 
-loss = MSE + lambda * bits / pixels, with a cosine learning rate. The latents move by Adam (short
+loss = MSE + lambda * bits / pixels, with a learning rate held at its peak for a fraction of the
+fit (presets.Effort.learning_rate_hold), then a cosine decay to zero. The latents move by Adam (short
 moment memories: presets.Effort.betas); the networks by SOAP (Adam in the eigenbases of a
 Shampoo preconditioner, as Cool-chic 5 does; pytorch_optimizer's), which lowered the loss of a
 300-step fit by 7 to 12% on five of six held-out fits (README, recipe 9): the networks' few
@@ -100,7 +101,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
             if step >= MAX_BUDGET_STEPS or (step and spent + per_step > available):
                 break
             t = max(min(spent / available, 1.0) if available > 0 else 1.0, step / MAX_BUDGET_STEPS)
-        decay = 0.5 * (1 + math.cos(math.pi * t))
+        decay = rate_factor(t, effort.learning_rate_hold)
         for optimizer, rate in zip(optimizers, (effort.learning_rate, effort.network_learning_rate)):
             for group in optimizer.param_groups:
                 group["lr"] = rate * decay * group.get("lr_scale", 1.0)
@@ -126,6 +127,12 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         step += 1
         if bar is not None:
             _report(bar, step, t, x_hat, target, bits, budget)
+
+
+def rate_factor(t: float, hold: float) -> float:
+    """The learning rates' multiplier at fraction t of the fit: 1 until t = hold, then a cosine
+    falling to 0 at t = 1 (hold 0: a cosine over the whole fit)."""
+    return 0.5 * (1 + math.cos(math.pi * max(t - hold, 0.0) / (1 - hold)))
 
 
 def bfloat16_synthesis(device: torch.device) -> bool:
