@@ -25,8 +25,9 @@ from .base import (GainedTransforms, PerQualityBottlenecks, QualityGains, analys
 
 # CompressAI's scale table: 64 levels, log-spaced from 0.11 to 256.
 SCALE_TABLE = np.exp(np.linspace(np.log(0.11), np.log(256.0), 64)).tolist()
-# The same table and the Gaussian's lower bound on scales as GaussianConditional holds them (float32
-# buffers; tests check that the loaded model's equal these), for scale_indexes.
+# The same table and the lower bound on scales (compressai's default scale_bound) as
+# GaussianConditional holds them in float32 buffers, for scale_indexes (tests/test_determinism.py
+# checks that they give the loaded model's own indexes).
 _SCALE_TABLE32 = torch.tensor(SCALE_TABLE, dtype=torch.float32)
 _SCALE_BOUND32 = torch.tensor([0.11], dtype=torch.float32)
 
