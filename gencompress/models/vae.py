@@ -25,23 +25,18 @@ from .base import (GainedTransforms, PerQualityBottlenecks, QualityGains, analys
 
 # CompressAI's scale table: 64 levels, log-spaced from 0.11 to 256.
 SCALE_TABLE = np.exp(np.linspace(np.log(0.11), np.log(256.0), 64)).tolist()
-# The same table and the lower bound on scales (compressai's default scale_bound) as
-# GaussianConditional holds them in float32 buffers, for scale_indexes (tests/test_determinism.py
-# checks that they give the loaded model's own indexes).
-_SCALE_TABLE32 = torch.tensor(SCALE_TABLE, dtype=torch.float32)
-_SCALE_BOUND32 = torch.tensor([0.11], dtype=torch.float32)
+# A Gaussian of the same scale table and lower bound on scales (compressai's default) as every
+# model's, kept on the CPU for scale_indexes (tests/test_determinism.py checks that it gives the
+# loaded model's own indexes).
+_CPU_GAUSSIAN = GaussianConditional(SCALE_TABLE)
 
 
 def scale_indexes(scales: Tensor) -> Tensor:
-    """Coding-table indexes (int32) of scales (float64, on the CPU, from the exact hyper-synthesis):
-    what compressai's GaussianConditional.build_indexes computes, from constants instead of the
-    module's buffers, which live on the model's device: on a GPU, comparing CPU scales with CUDA
+    """Coding-table indexes (int32) of scales (float64, on the CPU, from the exact hyper-synthesis),
+    by compressai's build_indexes on a Gaussian that stays on the CPU: the model's own holds its
+    scale table and bound on the model's device, and on a GPU comparing CPU scales with CUDA
     buffers raises, so a vae could neither encode nor decode there."""
-    scales = torch.max(scales, _SCALE_BOUND32)
-    indexes = torch.full(scales.shape, len(SCALE_TABLE) - 1, dtype=torch.int32)
-    for s in _SCALE_TABLE32[:-1]:
-        indexes -= (scales <= s).int()
-    return indexes
+    return _CPU_GAUSSIAN.build_indexes(scales)
 
 
 class MeanScaleHyperprior(GainedTransforms):
