@@ -9,7 +9,8 @@
 # runs the CUDA tests CI cannot (whole log: $OUT/pytest.log), with --levers the seconds a step of
 # benchmarks/overfit_levers.py's levers on the GPU (e.g. eager,plain,cudagraphs), then encodes
 # (the first ALONE jobs one at a time, the rest by many processes at once under CUDA MPS where it
-# starts) until SECONDS have passed. The files
+# starts) until SECONDS have passed. The levers get up to 450 s of their own (cudagraphs compiled
+# for 155 s on an H200). The files
 # stay in /tmp/gpu on the machine, so a next call while it is warm skips them; all made so far
 # come back as $OUT/gpu.tgz. Then here:
 #              tar xzf gpu.tgz -C DIR && python benchmarks/overfit_gpu.py report --files DIR/gpu
@@ -29,13 +30,14 @@ timeout 180 python3 -m pytest -q -p no:cacheprovider -rA tests/test_overfit.py t
 tail -n 3 "$out/pytest.log"
 # MPS lets the encodes' small kernels from many processes share the GPU at once; its daemon
 # outlives a call, so a later call on the same machine finds it running
-pgrep -x nvidia-cuda-mps-control >/dev/null || nvidia-cuda-mps-control -d || echo "no MPS daemon"
-pgrep -x nvidia-cuda-mps-control >/dev/null && mps=1 || mps=0
+# (pgrep -f: -x compares only the first 15 characters of a process's name, so it never matched)
+pgrep -f '^nvidia-cuda-mps-control' >/dev/null || nvidia-cuda-mps-control -d || echo "no MPS daemon"
+pgrep -f '^nvidia-cuda-mps-control' >/dev/null && mps=1 || mps=0
 if ! timeout 60 python3 -c "import torch; torch.ones(2, device='cuda').sum().item()"; then
     echo quit | nvidia-cuda-mps-control; mps=0; echo "MPS stopped: a client failed"
 fi
 if [ -n "$levers" ]; then
-    timeout 300 python3 benchmarks/overfit_levers.py --device cuda --image .kodak/kodim01.png --threads 1 \
+    timeout 450 python3 benchmarks/overfit_levers.py --device cuda --image .kodak/kodim01.png --threads 1 \
         --steps 30 --levers "$levers" 2>&1 | tee "$out/levers.log" | grep -v Warning
 fi
 nvidia-smi dmon -s u -d 10 > "$out/dmon.log" 2>&1 &
