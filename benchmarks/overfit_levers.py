@@ -3,7 +3,8 @@
     python benchmarks/overfit_levers.py [--image data/train/0052.png] [--size 512x768] [--steps 20]
                                         [--threads 2] [--levers eager,bf16,compile] [--device cpu]
 
-One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp, backward, Adam.
+One step is the fit's (fit.optimize): soft-rounded latents, synthesis, rate, MSE + lambda * bpp,
+backward, the networks' gradient clipped, Adam for the latents and SOAP for the networks.
 - eager: as fit.py runs it;
 - bf16: under torch.autocast(bfloat16) (these CPUs have AVX-512 BF16): matrix products and
   convolutions in bfloat16;
@@ -12,7 +13,11 @@ One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp
   numbers (`tolist()`), which on a GPU waits for the device, 24 times a step;
 - cudagraphs (--device cuda only): the loss through torch.compile(mode="reduce-overhead"), whose
   CUDA graphs replay a step's hundreds of small kernels without launching each from Python (a
-  lone encode on an H200 kept its SMs busy 13-20% of the time: README "On a GPU");
+  lone encode on an H200 kept its SMs busy 13-20% of the time: README "On a GPU"); inductor
+  compiles (and fuses) the kernels first;
+- graphs (--device cuda only): the same CUDA graphs without inductor (torch.compile's
+  "cudagraphs" backend: autograd's kernels as they are, recorded once and replayed), so that
+  compiling should take seconds, not inductor's minutes;
 - compile: the loss through torch.compile (inductor, static shapes). Inductor fails on the
   backward of replicate padding of channels-last tensors, and soft rounding's math.tanh of the
   temperature (a tensor here, as it changes every step) breaks the graph and recompiles each
@@ -21,8 +26,9 @@ One step is the fit's: soft-rounded latents, synthesis, rate, MSE + lambda * bpp
   rounding uses torch.tanh (the same functions); the rate's hand-written autograd functions are
   left to dynamo.
   The first step's time includes compiling (inductor caches compiled graphs on disk per shape,
-  so a second run of the same size starts sooner). plain, compile and cudagraphs run after eager
-  and bf16, the padding patched for them alone.
+  so a second run of the same size starts sooner). plain, compile, cudagraphs and graphs run after
+  eager and bf16, the padding patched for them alone. Before 2026-11-27 a step's optimizer was
+  Adam for all parameters (0.0997 s eager, 0.0122 s cudagraphs on an H200: README "On a GPU").
 Prints per lever the first step's seconds and the median over --steps of the following ones.
 """
 
@@ -76,21 +82,21 @@ def _compile_friendly() -> None:
 
 
 def measure(lever: str, image: np.ndarray, steps: int, device: torch.device) -> tuple[float, float]:
-    from gencompress.overfit import network, presets, starting
+    from gencompress.overfit import fit, network, presets, starting
 
     h, w = image.shape[:2]
     target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
-    arch = presets.EFFORTS[presets.DEFAULT_EFFORT].arch
-    net = network.OverfitNet(arch, h, w, 0, starting.load(QUALITY, arch)).to(device)
+    effort = presets.EFFORTS[presets.DEFAULT_EFFORT]
+    net = network.OverfitNet(effort.arch, h, w, 0, starting.load(QUALITY, effort.arch)).to(device)
     lam = presets.LAMBDAS[QUALITY - 1]
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    networks, optimizers = fit.optimizers_of([net], effort)
 
     def loss_of(temperature: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         grids = net.quantize("soft", temperature=temperature, noise=noise)
         return F.mse_loss(net.synthesize(grids), target) + lam * net.rate(grids) / (h * w)
 
-    modes = {"compile": "default", "cudagraphs": "reduce-overhead"}
-    loss_fn = torch.compile(loss_of, dynamic=False, mode=modes[lever]) if lever in modes else loss_of
+    modes = {"compile": {"mode": "default"}, "cudagraphs": {"mode": "reduce-overhead"}, "graphs": {"backend": "cudagraphs"}}
+    loss_fn = torch.compile(loss_of, dynamic=False, **modes[lever]) if lever in modes else loss_of
     times = []
     for i in range(steps + 1):
         begin = time.perf_counter()
@@ -99,9 +105,12 @@ def measure(lever: str, image: np.ndarray, steps: int, device: torch.device) -> 
             schedule = tuple(torch.tensor(v, device=device) for v in schedule)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=lever == "bf16"):
             loss = loss_fn(*schedule)
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        torch.nn.utils.clip_grad_norm_(networks, effort.gradient_clip)
+        for optimizer in optimizers:
+            optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - begin)
@@ -118,8 +127,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     device = torch.device(args.device)
-    if "cudagraphs" in args.levers.split(",") and device.type != "cuda":
-        raise SystemExit("--levers cudagraphs: needs --device cuda")
+    for lever in ("cudagraphs", "graphs"):
+        if lever in args.levers.split(",") and device.type != "cuda":
+            raise SystemExit(f"--levers {lever}: needs --device cuda")
     torch.set_num_threads(args.threads)
     if args.steps < 1:
         raise SystemExit("--steps: at least 1")
@@ -129,7 +139,10 @@ def main() -> None:
     top, left = max((rgb.shape[0] - h) // 2, 0), max((rgb.shape[1] - w) // 2, 0)
     image = np.ascontiguousarray(rgb[top:top + h, left:left + w])
     levers = args.levers.split(",")
-    patched = ("plain", "compile", "cudagraphs")
+    unknown = set(levers) - {"eager", "bf16", "plain", "compile", "cudagraphs", "graphs"}
+    if unknown:
+        raise SystemExit(f"--levers: unknown {', '.join(sorted(unknown))}")
+    patched = ("plain", "compile", "cudagraphs", "graphs")
     for lever in sorted(levers, key=lambda name: name in patched):  # these last: they patch the network
         if lever in patched:
             _compile_friendly()

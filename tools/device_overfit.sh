@@ -7,7 +7,7 @@
 # The call (device tool `run`, carry [".whl", ".kodak"]):
 #              tools/device_overfit.sh SECONDS ALONE [--levers LIST] --jobs EFFORT:IMAGES:QUALITIES ...
 # runs the CUDA tests CI cannot (whole log: $OUT/pytest.log), with --levers the seconds a step of
-# benchmarks/overfit_levers.py's levers on the GPU (e.g. eager,plain,cudagraphs), then encodes
+# benchmarks/overfit_levers.py's levers on the GPU (e.g. eager,graphs,cudagraphs), then encodes
 # (the first ALONE jobs one at a time, the rest by many processes at once under CUDA MPS where it
 # starts) until SECONDS have passed. The levers get up to 450 s of their own (cudagraphs compiled
 # for 155 s on an H200). The files

@@ -76,16 +76,7 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
              budget: Budget | None = None, bar=None) -> None:
     """Optimize nets (each with its target image, 3 x h x w in [0, 1]) for mean(MSE + lambda * bpp).
     Nets may share their networks' parameters (starting.py trains shared starting points so)."""
-    from pytorch_optimizer import SOAP
-
-    networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
-    latents = list(dict.fromkeys(p for net in nets for p in net.latents))
-    taps = list(dict.fromkeys(net.weights["upsampling_taps"] for net in nets))
-    groups = [{"params": [p for p in networks if all(p is not t for t in taps)], "lr_scale": 1.0},
-              {"params": taps, "lr_scale": effort.upsampling_learning_rate_scale}]
-    optimizers = [torch.optim.Adam(latents, lr=effort.learning_rate, betas=effort.betas),
-                  SOAP(groups, lr=effort.network_learning_rate, betas=effort.network_betas, weight_decay=0.0,
-                       precondition_frequency=effort.precondition_frequency)]
+    networks, optimizers = optimizers_of(nets, effort)
     bf16 = bfloat16_synthesis(targets[0].device)
     begin = time.perf_counter()
     step = 0
@@ -127,6 +118,21 @@ def optimize(nets: Sequence[OverfitNet], targets: Sequence[torch.Tensor], lam: f
         step += 1
         if bar is not None:
             _report(bar, step, t, x_hat, target, bits, budget)
+
+
+def optimizers_of(nets: Sequence[OverfitNet], effort: Effort) -> tuple[list[torch.Tensor], list[torch.optim.Optimizer]]:
+    """The networks' parameters (each once), and the fit's two optimizers: Adam for the latents,
+    SOAP for the networks (the upsampling filters in a group of their own, at their scale)."""
+    from pytorch_optimizer import SOAP
+
+    networks = list(dict.fromkeys(p for net in nets for p in net.network_parameters()))
+    latents = list(dict.fromkeys(p for net in nets for p in net.latents))
+    taps = list(dict.fromkeys(net.weights["upsampling_taps"] for net in nets))
+    groups = [{"params": [p for p in networks if all(p is not t for t in taps)], "lr_scale": 1.0},
+              {"params": taps, "lr_scale": effort.upsampling_learning_rate_scale}]
+    return networks, [torch.optim.Adam(latents, lr=effort.learning_rate, betas=effort.betas),
+                      SOAP(groups, lr=effort.network_learning_rate, betas=effort.network_betas, weight_decay=0.0,
+                           precondition_frequency=effort.precondition_frequency)]
 
 
 def rate_factor(t: float, hold: float) -> float:
