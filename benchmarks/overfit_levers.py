@@ -47,6 +47,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 QUALITY = 5
+LEVERS = ("eager", "bf16", "plain", "compile", "cudagraphs", "graphs")
 
 
 def _pad_edges(x: torch.Tensor, left: int, right: int, dim: int) -> torch.Tensor:
@@ -95,7 +96,8 @@ def measure(lever: str, image: np.ndarray, steps: int, device: torch.device) -> 
         grids = net.quantize("soft", temperature=temperature, noise=noise)
         return F.mse_loss(net.synthesize(grids), target) + lam * net.rate(grids) / (h * w)
 
-    modes = {"compile": {"mode": "default"}, "cudagraphs": {"mode": "reduce-overhead"}, "graphs": {"backend": "cudagraphs"}}
+    modes = {"compile": {"mode": "default"}, "cudagraphs": {"mode": "reduce-overhead"},
+             "graphs": {"backend": "cudagraphs"}}
     loss_fn = torch.compile(loss_of, dynamic=False, **modes[lever]) if lever in modes else loss_of
     times = []
     for i in range(steps + 1):
@@ -139,7 +141,7 @@ def main() -> None:
     top, left = max((rgb.shape[0] - h) // 2, 0), max((rgb.shape[1] - w) // 2, 0)
     image = np.ascontiguousarray(rgb[top:top + h, left:left + w])
     levers = args.levers.split(",")
-    unknown = set(levers) - {"eager", "bf16", "plain", "compile", "cudagraphs", "graphs"}
+    unknown = set(levers) - set(LEVERS)
     if unknown:
         raise SystemExit(f"--levers: unknown {', '.join(sorted(unknown))}")
     patched = ("plain", "compile", "cudagraphs", "graphs")
