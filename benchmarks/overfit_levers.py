@@ -129,8 +129,12 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     device = torch.device(args.device)
+    levers = args.levers.split(",")
+    unknown = set(levers) - set(LEVERS)
+    if unknown:
+        raise SystemExit(f"--levers: unknown {', '.join(sorted(unknown))}")
     for lever in ("cudagraphs", "graphs"):
-        if lever in args.levers.split(",") and device.type != "cuda":
+        if lever in levers and device.type != "cuda":
             raise SystemExit(f"--levers {lever}: needs --device cuda")
     torch.set_num_threads(args.threads)
     if args.steps < 1:
@@ -140,10 +144,6 @@ def main() -> None:
         rgb = np.asarray(im.convert("RGB"))
     top, left = max((rgb.shape[0] - h) // 2, 0), max((rgb.shape[1] - w) // 2, 0)
     image = np.ascontiguousarray(rgb[top:top + h, left:left + w])
-    levers = args.levers.split(",")
-    unknown = set(levers) - set(LEVERS)
-    if unknown:
-        raise SystemExit(f"--levers: unknown {', '.join(sorted(unknown))}")
     patched = ("plain", "compile", "cudagraphs", "graphs")
     for lever in sorted(levers, key=lambda name: name in patched):  # these last: they patch the network
         if lever in patched:
