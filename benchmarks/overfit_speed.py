@@ -31,8 +31,8 @@ def decoder_macs_per_pixel(arch) -> float:
     from gencompress.overfit.architecture import NEIGHBOUR_OFFSETS, PARENT_OFFSETS
 
     a, o, s, n = arch.arm_anchor_width, arch.arm_other_width, arch.synthesis_width, arch.levels
-    anchor = len(PARENT_OFFSETS) * a + a * a + 2 * a
-    other = (len(NEIGHBOUR_OFFSETS) + len(PARENT_OFFSETS)) * o + o * o + 2 * o
+    anchor = (len(PARENT_OFFSETS) + arch.ancestors) * a + a * a + 2 * a
+    other = (len(NEIGHBOUR_OFFSETS) + len(PARENT_OFFSETS) + arch.ancestors) * o + o * o + 2 * o
     latents_per_pixel = sum(4.0 ** -i for i in range(n))
     arm = latents_per_pixel * (anchor + other) / 2
     upsampling = sum(8 * (n - 1 - i) * 4.0 ** -i for i in range(n - 1))  # 4 taps x 2 axes per output value

@@ -64,12 +64,15 @@ def test_tiles_regions_and_batches(rgb):
         np.testing.assert_array_equal(pixels, full)
 
 
-def test_decoded_pixels_are_the_encoders_reconstruction_and_parameters_round_trip(rgb):
+@pytest.mark.parametrize("ancestors", [0, 3])
+def test_decoded_pixels_are_the_encoders_reconstruction_and_parameters_round_trip(rgb, ancestors):
     coding = load_model("overfit", "cpu").tables
     image = natural(rgb, 24, 36)
     lam = presets.LAMBDAS[3]
-    net = fit.fit(image, lam, FEW_STEPS, torch.device("cpu"))
+    effort = presets.Effort(steps=4, arch=Architecture(ancestors=ancestors))
+    net = fit.fit(image, lam, effort, torch.device("cpu"), quality=4)  # (shipped starting points, padded)
     coded = bitstream.encode(net, image, lam, coding)
+    assert coded.streams[0][0] == (2 if ancestors else 1)  # the preamble version that can say it
     dec, grids, crc = bitstream.parse(coded.streams, 24, 36, coding)
     assert crc == coded.symbols_crc
     assert dec.steps == coded.decoder.steps and dec.arch == net.arch
@@ -181,16 +184,39 @@ def test_the_learning_rate_holds_its_peak_then_falls_by_a_cosine(rgb, monkeypatc
     assert presets.EFFORTS["default"].learning_rate_hold == 0.3
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5)])
-def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
+def latent_contexts(grids: list, ancestors: int):
+    """Every latent's context as architecture.py describes it, gathered one by one: per grid from
+    the coarsest, per checkerboard pass (anchors first), in raster order, (grid, anchors, y, x,
+    context) with the context a list of values (the other half: 12 neighbours, then for both the 9
+    parent values and the ancestors from the nearest; zero outside a grid or above the coarsest)."""
+    from gencompress.overfit.architecture import NEIGHBOUR_OFFSETS, PARENT_OFFSETS
+
+    def at(i, y, x):
+        inside = i < len(grids) and 0 <= y < grids[i].shape[0] and 0 <= x < grids[i].shape[1]
+        return grids[i][y, x] if inside else 0 * grids[0][0, 0]
+
+    for i in reversed(range(len(grids))):
+        for anchors in (True, False):
+            for y in range(grids[i].shape[0]):
+                for x in range(grids[i].shape[1]):
+                    if ((y + x) % 2 == 0) != anchors:
+                        continue
+                    above = [at(i + 1, y // 2 + dy, x // 2 + dx) for dy, dx in PARENT_OFFSETS]
+                    above += [at(i + 1 + d, (y // 2) >> d, (x // 2) >> d) for d in range(1, ancestors + 1)]
+                    near = [] if anchors else [at(i, y + dy, x + dx) for dy, dx in NEIGHBOUR_OFFSETS]
+                    yield i, anchors, y, x, near + above
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (12, 5), (19, 27)])
+@pytest.mark.parametrize("ancestors", [0, 2])
+def test_the_rate_is_the_entropy_model_latent_by_latent(shape, ancestors):
     """network.rate gathers contexts for whole checkerboard passes at once; it must equal the
     entropy model applied to each latent's context, gathered one by one."""
-    from gencompress.overfit.architecture import NEIGHBOUR_OFFSETS, PARENT_OFFSETS
     from gencompress.overfit.kernels import laplace_bits
     from gencompress.overfit.network import LOG_SCALE_RANGE, PROBABILITY_FLOOR, OverfitNet
 
     torch.manual_seed(0)
-    net = OverfitNet(Architecture(levels=3), *shape, seed=1)
+    net = OverfitNet(Architecture(levels=4, ancestors=ancestors), *shape, seed=1)
     with torch.no_grad():  # small enough that no scale is clamped: every context counts
         for p in net.latents:
             p.normal_(0, 0.2)
@@ -205,24 +231,44 @@ def test_the_rate_is_the_entropy_model_latent_by_latent(shape):
             x = torch.relu(x) if i < 2 else x
         return x
 
-    def at(g, y, x):
-        inside = g is not None and 0 <= y < g.shape[0] and 0 <= x < g.shape[1]
-        return g[y, x] if inside else torch.zeros(())
-
-    expected, parent = torch.zeros(()), None
-    for g in reversed(grids):
-        for y in range(g.shape[0]):
-            for x in range(g.shape[1]):
-                above = [at(parent, y // 2 + dy, x // 2 + dx) for dy, dx in PARENT_OFFSETS]
-                if (y + x) % 2 == 0:
-                    mean, log_b = mlp("arm_anchor", torch.stack(above))
-                else:
-                    near = [at(g, y + dy, x + dx) for dy, dx in NEIGHBOUR_OFFSETS]
-                    mean, log_b = mlp("arm_other", torch.stack(near + above))
-                expected = expected + laplace_bits(g[y, x].reshape(1), mean.reshape(1), log_b.reshape(1),
-                                                   LOG_SCALE_RANGE, PROBABILITY_FLOOR)
-        parent = g
+    expected = torch.zeros(())
+    for i, anchors, y, x, context in latent_contexts(grids, ancestors):
+        mean, log_b = mlp("arm_anchor" if anchors else "arm_other", torch.stack(context))
+        expected = expected + laplace_bits(grids[i][y, x].reshape(1), mean.reshape(1), log_b.reshape(1),
+                                           LOG_SCALE_RANGE, PROBABILITY_FLOOR)
     assert torch.allclose(net.rate(grids), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 9), (19, 27)])
+@pytest.mark.parametrize("ancestors", [0, 2])
+def test_the_integer_decoder_reads_each_latents_context(shape, ancestors, monkeypatch):
+    """The integer decoder's contexts (padded strided windows, in bands) are the ones of
+    architecture.py, gathered one by one: an entropy model that is a known function of its
+    context must give every latent the shift and table that function gives."""
+    from gencompress.overfit import integer
+
+    arch = Architecture(levels=4, ancestors=ancestors)
+    rng = np.random.default_rng(0)
+    grids = [rng.integers(-40, 41, size=s).astype(np.float64) for s in arch.grid_shapes(*shape)]
+    probes = {m: rng.integers(-300, 300, size=(n, 2)) for m, n in (("arm_anchor", 9 + ancestors),
+                                                                   ("arm_other", 21 + ancestors))}
+    monkeypatch.setattr(integer, "ROW_BLOCK", 8)  # several bands per pass
+    monkeypatch.setattr(integer.IntegerDecoder, "arm", lambda self, feats, module: tuple(
+        (feats.astype(np.int64) @ probes[module]).T))
+    expected = {}
+    for i, anchors, y, x, context in latent_contexts(grids, ancestors):
+        module = "arm_anchor" if anchors else "arm_other"
+        shift, index = tables.table_index(*(np.array([context], np.int64) @ probes[module]).T)
+        expected.setdefault((i, anchors), []).append((int(shift[0]), int(index[0])))
+
+    def take(i, anchors, shift, index):
+        assert list(zip(shift.tolist(), index.tolist())) == expected.pop((i, anchors))
+        return grids[i][integer.checkerboard(*grids[i].shape, anchors)] - shift
+
+    decoded = integer.IntegerDecoder(arch, {}, {}).latents(*shape, take)
+    assert not expected
+    for got, want in zip(decoded, grids):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_starting_points_ship_for_every_quality_of_the_default_architecture():
@@ -233,6 +279,15 @@ def test_starting_points_ship_for_every_quality_of_the_default_architecture():
         assert start is not None and {n: tuple(t.shape) for n, t in start.items()} == layout
         assert all(torch.isfinite(t).all() for t in start.values())
     assert starting.load(4, Architecture(synthesis_width=8)) is None  # none for other decoders
+    # an entropy model reading ancestors starts from the same networks, the extra inputs at zero
+    padded = starting.load(4, Architecture(ancestors=2))
+    plain = starting.load(4, arch)
+    for name, extra in (("arm_anchor.0.weight", 2), ("arm_other.0.weight", 2)):
+        assert torch.equal(padded[name][:, :-extra], plain[name]) and not padded[name][:, -extra:].any()
+    assert all(torch.equal(padded[n], plain[n]) for n in plain if not n.endswith(".0.weight") or "synthesis" in n)
+    assert starting.load(4, Architecture(levels=3, ancestors=1)) is None
+    with pytest.raises(ValueError, match="ancestors"):
+        Architecture(levels=4, ancestors=3)  # grids 0..3: grid 0 reads its parent 1 and at most 2, 3
 
 
 def test_starting_points_train_for_another_architecture(rgb, tmp_path, monkeypatch):
@@ -339,7 +394,9 @@ def test_corrupted_and_hostile_files_raise_format_error(rgb):
         return container.pack(container.Container(c.header, (tile,), c.alpha))
 
     cases = [with_streams(preamble), with_streams(preamble, b""), with_streams(preamble[:-1], stream),
-             with_streams(bytes([2]) + preamble[1:], stream),  # unknown tile version
+             with_streams(bytes([3]) + preamble[1:], stream),  # unknown tile version
+             with_streams(bytes([2]) + preamble[1:], stream),  # version 2 is a byte longer
+             with_streams(bytes([2]) + preamble[1:5] + bytes([6]) + preamble[5:], stream),  # 6 ancestors of 7 grids
              with_streams(preamble[:1] + bytes([200]) + preamble[2:], stream),  # 200 latent grids
              with_streams(preamble[:5] + bytes([99]) + preamble[6:], stream),  # a step of 2^-99
              with_streams(preamble, stream[:len(stream) // 2])]

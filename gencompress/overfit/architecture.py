@@ -8,7 +8,11 @@ The decoder, for a tile of H x W pixels:
 - entropy model (ARM): two small MLPs read a latent's context and give a Laplace mean and log-scale.
   Grids decode from the coarsest to the finest, each in two checkerboard passes: anchors
   ((row + col) even) see the 3x3 neighbourhood of their parent in the coarser grid; the other
-  half also sees the 12 anchors around them (odd Manhattan offsets within distance 2);
+  half also sees the 12 anchors around them (odd Manhattan offsets within distance 2). Both may
+  also read `ancestors` grids beyond the parent (grids i+2, i+3, ...) at the co-located position
+  (y >> d, x >> d): what a latent's wider surroundings hold, at the price of a few more weights.
+  An ARM's inputs, in order: the 12 neighbours (other half only), the 9 parent values, the
+  ancestors from the nearest;
 - upsampling: each x2 step has a learned separable, symmetric 4-tap-per-phase filter (8 taps);
   the coarsest grid is upsampled, the next grid joins as a channel, and so on to full resolution;
 - synthesis: 1x1 layers levels -> width -> 3 (ReLU), then two residual 3x3 convolutions 3 -> 3.
@@ -42,13 +46,18 @@ class Architecture:
     synthesis_width: int = 24
     arm_anchor_width: int = 8
     arm_other_width: int = 12
+    ancestors: int = 0  # coarser grids beyond the parent that the entropy model reads (at most levels - 2)
 
-    LIMITS = {"levels": (1, 12), "synthesis_width": (1, 64), "arm_anchor_width": (1, 32), "arm_other_width": (1, 32)}
+    LIMITS = {"levels": (1, 12), "synthesis_width": (1, 64), "arm_anchor_width": (1, 32), "arm_other_width": (1, 32),
+              "ancestors": (0, 10)}
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in self.LIMITS.items():
             if not lo <= getattr(self, name) <= hi:
                 raise ValueError(f"overfit architecture: {name} {getattr(self, name)} outside {lo}..{hi}")
+        if self.ancestors > max(self.levels - 2, 0):
+            raise ValueError(f"overfit architecture: {self.ancestors} ancestors of {self.levels} levels "
+                             f"(at most {max(self.levels - 2, 0)})")
 
     def grid_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
         """Shapes of the latent grids, finest (full resolution) first."""
@@ -57,7 +66,8 @@ class Architecture:
     def parameters(self) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
         """Per module, its tensors in coding order: (name, shape). Linear weights are (out, in)."""
         a, o, s, n = self.arm_anchor_width, self.arm_other_width, self.synthesis_width, self.levels
-        pa, no = len(PARENT_OFFSETS), len(NEIGHBOUR_OFFSETS) + len(PARENT_OFFSETS)
+        pa = len(PARENT_OFFSETS) + self.ancestors
+        no = len(NEIGHBOUR_OFFSETS) + pa
         return {
             "arm_anchor": _mlp("arm_anchor", (pa, a, a, 2)),
             "arm_other": _mlp("arm_other", (no, o, o, 2)),

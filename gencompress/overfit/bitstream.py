@@ -29,8 +29,10 @@ from .architecture import MAX_STEP_BITS, MODULES, WEIGHT_LIMIT, Architecture
 from .integer import IntegerDecoder, checkerboard
 from .network import LATENT_GAIN, OverfitNet
 
-PREAMBLE_VERSION = 1
-_PREAMBLE = struct.Struct("<5B")  # version, levels, synthesis width, ARM anchor width, ARM other width
+# Preamble versions: 1 holds version, levels, synthesis width, ARM anchor width, ARM other width;
+# 2 adds the ancestors the ARMs read. A tile whose ARMs read none is written as version 1, the
+# oldest that says all it needs, so its bytes are what they were before version 2.
+_PREAMBLES = {1: struct.Struct("<5B"), 2: struct.Struct("<6B")}
 _MODULE = struct.Struct("<2B")  # step exponent k, scale bin of the parameters' table
 STEP_CANDIDATES = range(4, 15)  # parameter steps 2^-4 .. 2^-14 ...
 FIRST_STEP = 8  # ... searched from 2^-8 towards the better neighbour
@@ -73,8 +75,9 @@ def encode(net: OverfitNet, image: np.ndarray, lam: float, coding: entropy.Table
         steps[module] = _best_step(lambda k: cost(module, k))
 
     dec = decoder()
-    preamble = _PREAMBLE.pack(PREAMBLE_VERSION, net.arch.levels, net.arch.synthesis_width,
-                              net.arch.arm_anchor_width, net.arch.arm_other_width)
+    a = net.arch
+    fields = (a.levels, a.synthesis_width, a.arm_anchor_width, a.arm_other_width) + ((a.ancestors,) if a.ancestors else ())
+    preamble = _PREAMBLES[2 if a.ancestors else 1].pack(2 if a.ancestors else 1, *fields)
     chunks = []
     for m in MODULES:
         ints = np.concatenate([dec.params[n].ravel() for n, _ in floats[m]]).astype(np.int32)
@@ -104,11 +107,15 @@ def parse(streams: tuple[bytes, ...], height: int, width: int,
     if len(streams) != 2:
         raise FormatError(f"corrupt .gcz file ({len(streams)} streams in an overfit tile, expected 2)")
     preamble, stream = streams
-    if len(preamble) != _PREAMBLE.size + len(MODULES) * _MODULE.size:
+    if not preamble:
         raise FormatError("corrupt .gcz file (overfit tile preamble size)")
-    version, *sizes = _PREAMBLE.unpack_from(preamble)
-    if version != PREAMBLE_VERSION:
+    version = preamble[0]
+    if version not in _PREAMBLES:
         raise FormatError(f"unsupported overfit tile version {version}")
+    head = _PREAMBLES[version]
+    if len(preamble) != head.size + len(MODULES) * _MODULE.size:
+        raise FormatError("corrupt .gcz file (overfit tile preamble size)")
+    _, *sizes = head.unpack_from(preamble)
     try:
         arch = Architecture(*sizes)
     except ValueError as exc:
@@ -116,7 +123,7 @@ def parse(streams: tuple[bytes, ...], height: int, width: int,
     layout = arch.parameters()
     steps, bins = {}, {}
     for j, m in enumerate(MODULES):
-        steps[m], bins[m] = _MODULE.unpack_from(preamble, _PREAMBLE.size + j * _MODULE.size)
+        steps[m], bins[m] = _MODULE.unpack_from(preamble, head.size + j * _MODULE.size)
         if steps[m] > MAX_STEP_BITS or bins[m] >= tables.SCALE_BINS:
             raise FormatError("corrupt .gcz file (overfit parameter step or table)")
     n_params = sum(int(np.prod(s)) for m in MODULES for _, s in layout[m])

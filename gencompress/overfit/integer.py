@@ -46,37 +46,44 @@ class IntegerDecoder:
         """
         shapes = self.arch.grid_shapes(height, width)
         grids: list[np.ndarray] = [np.zeros(0)] * len(shapes)
-        parent = None
         for i in reversed(range(len(shapes))):
             h, w = shapes[i]
             grid = np.zeros((h, w))
+            coarser = grids[i + 1:i + 2 + self.arch.ancestors]  # the parent, then the ancestors read
             for anchors in (True, False):
                 where = checkerboard(h, w, anchors)
                 if not where.any():
                     continue
-                shift, index = self._pass_tables(grid, parent, anchors, where)
+                shift, index = self._pass_tables(grid, coarser, anchors, where)
                 grid[where] = take(i, anchors, shift, index) + shift
             grids[i] = grid
-            parent = grid
         return grids
 
-    def _pass_tables(self, grid: np.ndarray, parent: np.ndarray | None, anchors: bool,
+    def _pass_tables(self, grid: np.ndarray, coarser: list[np.ndarray], anchors: bool,
                      mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shift and table index of every latent of one pass (mask: its checkerboard), in raster
-        order. A pass is two strided rectangles of the grid (pass_regions), whose contexts are
-        strided windows of the padded grids: no context is built for the other half. Computed over
-        bands of rectangle rows, so that the contexts held at once stay small."""
+        order, given the decoded coarser grids it reads (parent first, then ancestors; fewer near
+        the coarsest grid, read as zeros). A pass is two strided rectangles of the grid
+        (pass_regions), whose contexts are strided windows of the padded grids: no context is
+        built for the other half. Computed over bands of rectangle rows, so that the contexts
+        held at once stay small."""
         module = "arm_anchor" if anchors else "arm_other"
         padded = np.pad(np.clip(grid, -LATENT_LIMIT, LATENT_LIMIT), 2)  # what the entropy model may see
-        near = np.zeros((1, 1)) if parent is None else np.pad(np.clip(parent, -LATENT_LIMIT, LATENT_LIMIT), 1)
+        parent = np.pad(np.clip(coarser[0], -LATENT_LIMIT, LATENT_LIMIT), 1) if coarser else None
+        ancestors = [np.clip(g, -LATENT_LIMIT, LATENT_LIMIT) for g in coarser[1:]]
         shift, index = np.zeros(grid.shape, np.int64), np.zeros(grid.shape, np.int64)
         for row, col in pass_regions(anchors):
             rows, cols = len(range(row, grid.shape[0], 2)), len(range(col, grid.shape[1], 2))
             band = max(1, ROW_BLOCK // max(cols, 1))
             for i0 in range(0, rows, band):
                 i1 = min(rows, i0 + band)
-                feats = [near[1 + i0 + dy:1 + i1 + dy, 1 + dx:1 + cols + dx] if parent is not None
-                         else np.zeros((i1 - i0, cols)) for dy, dx in PARENT_OFFSETS]
+                zeros = np.zeros((i1 - i0, cols))
+                # position (row + 2i, col + 2j) has its parent at (i, j), ancestor d at (i >> d, j >> d)
+                feats = [parent[1 + i0 + dy:1 + i1 + dy, 1 + dx:1 + cols + dx] if parent is not None else zeros
+                         for dy, dx in PARENT_OFFSETS]
+                for d in range(1, self.arch.ancestors + 1):
+                    feats.append(ancestors[d - 1][(np.arange(i0, i1) >> d)[:, None], (np.arange(cols) >> d)[None]]
+                                 if d <= len(ancestors) else zeros)
                 if not anchors:
                     r, c = 2 + row + 2 * i0, 2 + col
                     feats = [padded[r + dy:r + dy + 2 * (i1 - i0):2, c + dx:c + dx + 2 * cols:2]

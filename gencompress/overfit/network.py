@@ -90,29 +90,48 @@ class OverfitNet(nn.Module):
         return out
 
     def rate(self, grids: list[Tensor]) -> Tensor:
-        """Bits of the latent grids under the entropy model (checkerboard contexts, parent grids).
-        Values and contexts of a pass are read in the same order (that of kernels.windows over
-        the pass's two strided rectangles), not the decoder's, which a sum of bits does not mind."""
+        """Bits of the latent grids under the entropy model (checkerboard contexts, parent and
+        ancestor grids). Values and contexts of a pass are read in the same order (that of
+        kernels.windows over the pass's two strided rectangles), not the decoder's, which a sum of
+        bits does not mind."""
         total = grids[0].new_zeros(())
-        parent = None
-        for g in reversed(grids):
+        for i in reversed(range(len(grids))):
+            g = grids[i]
             h, w = g.shape
+            parent = grids[i + 1] if i + 1 < len(grids) else None
+            ancestors = self._ancestors(grids, i)
             for anchors in (True, False):
                 if not anchors and h * w == 1:
                     continue
                 here, above = _pass_regions(h, w, anchors)
                 values = kernels.windows((g, ((0, 0),), 0, here))[0]
-                parents = (parent, PARENT_OFFSETS, 1, above)  # none above the coarsest grid: zeros
+                # none above the coarsest grid, nor ancestors above the coarsest two: zeros
+                reads = [(parent, PARENT_OFFSETS, 1, above)] + [(a, ((0, 0),), 0, above) for a in ancestors]
                 if not anchors:
-                    feats = kernels.windows((g, NEIGHBOUR_OFFSETS, 2, here), parents)
+                    feats = kernels.windows((g, NEIGHBOUR_OFFSETS, 2, here), *reads)
                 elif parent is not None:
-                    feats = kernels.windows(parents)
+                    feats = kernels.windows(*reads)
                 else:
-                    feats = g.new_zeros(len(PARENT_OFFSETS), values.shape[0])
+                    feats = g.new_zeros(len(PARENT_OFFSETS) + len(ancestors), values.shape[0])
                 mean, log_b = self._arm(feats, "arm_anchor" if anchors else "arm_other")
                 total = total + kernels.laplace_bits(values, mean, log_b, LOG_SCALE_RANGE, PROBABILITY_FLOOR)
-            parent = g
         return total
+
+    def _ancestors(self, grids: list[Tensor], i: int) -> list[Tensor | None]:
+        """The grids an ARM of grid i reads beyond its parent, each repeated (nearest) to the
+        parent's shape, so that the parent's positions read them: ancestor i + 1 + d at (y >> d,
+        x >> d) of the parent's (y, x). None where the grid does not exist."""
+        if i + 1 >= len(grids):
+            return [None] * self.arch.ancestors
+        h, w = grids[i + 1].shape
+        out: list[Tensor | None] = []
+        for d in range(1, self.arch.ancestors + 1):
+            if i + 1 + d >= len(grids):
+                out.append(None)
+                continue
+            f = 1 << d
+            out.append(grids[i + 1 + d].repeat_interleave(f, 0).repeat_interleave(f, 1)[:h, :w])
+        return out
 
     def _arm(self, feats: Tensor, module: str) -> tuple[Tensor, Tensor]:
         """Mean and log-scale of each column of feats (features x latents)."""

@@ -38,13 +38,26 @@ FILE = "overfit_start.safetensors"
 
 def load(quality: int, arch: Architecture) -> dict[str, torch.Tensor] | None:
     """The shipped starting networks of a quality (parameter name -> tensor), or None when there
-    are none for this architecture."""
+    are none for this architecture. An architecture whose entropy model reads more ancestors than
+    the shipped one's, and is otherwise the same, starts from the shipped networks with zero
+    weights on the extra inputs (the ARMs' last ones): the fit begins where a fit without them
+    would, and learns what they add."""
     shipped = _shipped()
-    if shipped is None or shipped[0] != arch:
+    if shipped is None or arch.ancestors < shipped[0].ancestors or _but_ancestors(shipped[0]) != _but_ancestors(arch):
         return None
     prefix = f"q{quality}/"
     found = {k[len(prefix):]: v for k, v in shipped[1].items() if k.startswith(prefix)}
+    extra = arch.ancestors - shipped[0].ancestors
+    for module in ("arm_anchor", "arm_other"):
+        name = f"{module}.0.weight"
+        if extra and name in found:
+            w = found[name]
+            found[name] = torch.cat([w, w.new_zeros(w.shape[0], extra)], dim=1)
     return found or None
+
+
+def _but_ancestors(arch: Architecture) -> dict[str, int]:
+    return {**dataclasses.asdict(arch), "ancestors": 0}
 
 
 def digest() -> str | None:
