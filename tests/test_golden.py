@@ -31,3 +31,7 @@ def test_there_are_golden_files_of_every_model_in_every_format_version():
     # kodim23 at the high effort, encoded on an NVIDIA H200 (benchmarks/results/overfit_gpu): the
     # CPU decodes a GPU's file to the pixels its checksum holds, here where CI has no GPU
     assert any(h.model == "overfit" and h.device == gencompress.container.Device.CUDA for h in headers)
+    # overfit tiles of both preamble versions: 1, and 2 (an entropy model reading ancestors: the high effort)
+    containers = [gencompress.container.unpack((GOLDEN / f"{n}.gcz").read_bytes()) for n in EXPECTED]
+    versions = {t.streams[0][0] for c in containers if c.header.model == "overfit" for t in c.tiles}
+    assert versions == {1, 2}

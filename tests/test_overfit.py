@@ -290,7 +290,16 @@ def test_starting_points_ship_for_every_quality_of_the_default_architecture():
         Architecture(levels=4, ancestors=3)  # grids 0..3: grid 0 reads its parent 1 and at most 2, 3
 
 
-def test_starting_points_train_for_another_architecture(rgb, tmp_path, monkeypatch):
+@pytest.fixture
+def keep_threads():
+    """starting.main() sets torch's thread count for its process; later tests (a float decode of an
+    old file, golden pixels) must see the count they started with."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_starting_points_train_for_another_architecture(rgb, tmp_path, monkeypatch, keep_threads):
     from PIL import Image
 
     for i in range(3):

@@ -75,9 +75,9 @@ def encode(net: OverfitNet, image: np.ndarray, lam: float, coding: entropy.Table
         steps[module] = _best_step(lambda k: cost(module, k))
 
     dec = decoder()
-    a = net.arch
-    fields = (a.levels, a.synthesis_width, a.arm_anchor_width, a.arm_other_width) + ((a.ancestors,) if a.ancestors else ())
-    preamble = _PREAMBLES[2 if a.ancestors else 1].pack(2 if a.ancestors else 1, *fields)
+    a, version = net.arch, 2 if net.arch.ancestors else 1
+    fields = (a.levels, a.synthesis_width, a.arm_anchor_width, a.arm_other_width, a.ancestors)
+    preamble = _PREAMBLES[version].pack(version, *fields[:_PREAMBLES[version].size - 1])
     chunks = []
     for m in MODULES:
         ints = np.concatenate([dec.params[n].ravel() for n, _ in floats[m]]).astype(np.int32)
