@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,9 @@ def test_every_model_decodes_identically_everywhere(rgb, tmp_path):
         paths.append(tmp_path / f"{i}.gcz")
         paths[-1].write_bytes(data)
         expected.append(hashlib.sha256(gencompress.decode(data).tobytes()).hexdigest())
+    # and an overfit tile whose entropy model reads ancestors (preamble version 2: the high effort's)
+    paths.append(Path(__file__).parent / "data" / "golden" / "v3_overfit_q5_ancestors.gcz")
+    expected.append(hashlib.sha256(gencompress.decode(paths[-1].read_bytes()).tobytes()).hexdigest())
     settings = {name: SETTINGS[name] for name in ("1 thread", "oneDNN off", "ATEN default, 1 thread", "ATEN avx512")}
     settings["BLAS without AVX"] = {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512_SKX AVX2 FMA3",
                                     "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}

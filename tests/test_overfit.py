@@ -239,7 +239,7 @@ def test_the_rate_is_the_entropy_model_latent_by_latent(shape, ancestors):
     assert torch.allclose(net.rate(grids), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 9), (19, 27)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (7, 9), (19, 27)])
 @pytest.mark.parametrize("ancestors", [0, 2])
 def test_the_integer_decoder_reads_each_latents_context(shape, ancestors, monkeypatch):
     """The integer decoder's contexts (padded strided windows, in bands) are the ones of
@@ -288,6 +288,8 @@ def test_starting_points_ship_for_every_quality_of_the_default_architecture():
     assert starting.load(4, Architecture(levels=3, ancestors=1)) is None
     with pytest.raises(ValueError, match="ancestors"):
         Architecture(levels=4, ancestors=3)  # grids 0..3: grid 0 reads its parent 1 and at most 2, 3
+    # benchmarks key cached rows by an effort's repr: the efforts that read none keep theirs
+    assert "ancestors" not in repr(presets.EFFORTS["default"]) and "ancestors=5" in repr(presets.EFFORTS["high"])
 
 
 @pytest.fixture
@@ -405,7 +407,6 @@ def test_corrupted_and_hostile_files_raise_format_error(rgb):
     cases = [with_streams(preamble), with_streams(preamble, b""), with_streams(preamble[:-1], stream),
              with_streams(bytes([3]) + preamble[1:], stream),  # unknown tile version
              with_streams(bytes([2]) + preamble[1:], stream),  # version 2 is a byte longer
-             with_streams(bytes([2]) + preamble[1:5] + bytes([6]) + preamble[5:], stream),  # 6 ancestors of 7 grids
              with_streams(preamble[:1] + bytes([200]) + preamble[2:], stream),  # 200 latent grids
              with_streams(preamble[:5] + bytes([99]) + preamble[6:], stream),  # a step of 2^-99
              with_streams(preamble, stream[:len(stream) // 2])]
@@ -419,6 +420,8 @@ def test_corrupted_and_hostile_files_raise_format_error(rgb):
     for n in (5, len(data) // 2, len(data) - 1):
         with pytest.raises(container.FormatError):
             gencompress.decode(data[:n])
+    with pytest.raises(container.FormatError, match="ancestors"):  # 6 ancestors of 7 grids
+        gencompress.decode(with_streams(bytes([2]) + preamble[1:5] + bytes([6]) + preamble[5:], stream))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

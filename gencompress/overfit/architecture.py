@@ -9,8 +9,8 @@ The decoder, for a tile of H x W pixels:
   Grids decode from the coarsest to the finest, each in two checkerboard passes: anchors
   ((row + col) even) see the 3x3 neighbourhood of their parent in the coarser grid; the other
   half also sees the 12 anchors around them (odd Manhattan offsets within distance 2). Both may
-  also read `ancestors` grids beyond the parent (grids i+2, i+3, ...) at the co-located position
-  (y >> d, x >> d): what a latent's wider surroundings hold, at the price of a few more weights.
+  also read `ancestors` grids beyond the parent, grid i+1+d at the co-located position
+  ((y // 2) >> d, (x // 2) >> d): what a latent's wider surroundings hold, for a few more weights.
   An ARM's inputs, in order: the 12 neighbours (other half only), the 9 parent values, the
   ancestors from the nearest;
 - upsampling: each x2 step has a learned separable, symmetric 4-tap-per-phase filter (8 taps);
@@ -20,6 +20,7 @@ The decoder, for a tile of H x W pixels:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 # Fixed point (integer.py): activations are integers at scale 2^-FRACTION_BITS; every product and
@@ -58,6 +59,12 @@ class Architecture:
         if self.ancestors > max(self.levels - 2, 0):
             raise ValueError(f"overfit architecture: {self.ancestors} ancestors of {self.levels} levels "
                              f"(at most {max(self.levels - 2, 0)})")
+
+    def __repr__(self) -> str:
+        """The dataclass's, without `ancestors` when 0: benchmarks key cached rows by an effort's
+        repr, and an architecture that reads none is what every effort was before the field."""
+        shown = (f for f in dataclasses.fields(self) if f.name != "ancestors" or self.ancestors)
+        return f"Architecture({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     def grid_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
         """Shapes of the latent grids, finest (full resolution) first."""

@@ -15,7 +15,8 @@ from .architecture import Architecture
 
 # The encoder's recipe (schedule, initialization, parameter coding): bump it with any change that
 # changes the files it makes and that an Effort's fields do not show, so benchmarks measure again
-# instead of reading cached rows (they key rows by both: a changed preset is measured again alone).
+# instead of reading cached rows (they key rows by both and by the effort's repr, so a changed preset is
+# measured again by itself).
 RECIPE = 12
 
 LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(2e-2, 1.5e-4, 8))
@@ -83,7 +84,7 @@ class Effort:
 # is the choice for seconds.
 # The high effort's entropy model also reads the five coarser grids beyond the parent
 # (architecture.py, "ancestors"; tile version 2): in 2640-step fits of held-out 384x512 crops at q5
-# the whole file's MSE + lambda x bits fell in 4 fits of 4 (README, "The ARMs read the coarser
+# the whole file's MSE + lambda x bits fell in 3 fits of 4 (-3.1%) (README, "The ARMs read the coarser
 # grids"); a step costs ~8% more. Not the shorter efforts: at 330 steps the float probe was +1.3%.
 EFFORTS: dict[str, Effort] = {
     "fast": Effort(steps=88, learning_rate_hold=0.3),

@@ -22,7 +22,7 @@ import gencompress
 
 HERE = Path(__file__).parent
 PREFIX = f"v{gencompress.container.FORMAT_VERSION}_"
-CASES = {  # name: (model, quality, tile size, how to cut the image from the test photo)
+CASES = {  # name: (model, quality, tile size, how to cut the image from the test photo[, overfit effort])
     "vae_q3_rgb": ("vae", 3, 1024, lambda a: a),
     "vae_q8_gray": ("vae", 8, 1024, lambda a: a[:33, :47, 1]),
     "ae_q1_rgba": ("ae", 1, 1024, lambda a: np.dstack([a[:21, :30], np.arange(630, dtype=np.uint8).reshape(21, 30)])),
@@ -30,6 +30,7 @@ CASES = {  # name: (model, quality, tile size, how to cut the image from the tes
     "vae_q2_tiles": ("vae", 2, 128, lambda a: np.tile(a, (2, 2, 1))[:150, :180]),  # 2 x 2 tiles, blended
     "overfit_q4_rgb": ("overfit", 4, 1024, lambda a: a[:40, :48]),
     "overfit_q2_tiles_gray": ("overfit", 2, 128, lambda a: np.tile(a, (2, 2, 1))[:150, :140, 0]),
+    "overfit_q5_ancestors": ("overfit", 5, 1024, lambda a: a[:40, :56], "high"),  # tile preamble version 2
 }
 
 
@@ -37,11 +38,11 @@ def main(names: list[str]) -> None:
     photo = np.asarray(Image.open(HERE / "parrot_96x80.png").convert("RGB"))
     index = HERE / "golden" / "golden.json"
     digests = json.loads(index.read_text()) if index.is_file() else {}
-    for case, (model, quality, tile_size, cut) in CASES.items():
+    for case, (model, quality, tile_size, cut, *effort) in CASES.items():
         if names and case not in names:
             continue
         name = PREFIX + case
-        effort = "fast" if model == "overfit" else None  # the overfit encoder's fewest steps
+        effort = (effort or ["fast"])[0] if model == "overfit" else None  # by default the overfit encoder's fewest steps
         data = gencompress.encode(np.ascontiguousarray(cut(photo)), model=model, quality=quality, device="cpu",
                                   tile_size=tile_size, effort=effort)
         (HERE / "golden" / f"{name}.gcz").write_bytes(data)
