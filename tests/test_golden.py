@@ -6,7 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import gencompress
 
@@ -16,9 +18,23 @@ EXPECTED = json.loads((GOLDEN / "golden.json").read_text())
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_golden_file_decodes_to_the_same_pixels(name):
-    pixels = gencompress.decode((GOLDEN / f"{name}.gcz").read_bytes(), device="cpu")
+    """Exactly the same pixels where the format guarantees them (docs/FORMAT.md): every file but
+    the amortized models' of versions 1 and 2, which were reconstructed in float32, whose roundings
+    depend on the machine (oneDNN's kernels for its instruction set: on a CPU with AMX one value of
+    vae_q3_rgb decodes a level off). Those decode to within a level of their reference pixels
+    (NAME.pixels.png, decoded where golden.json's digests hold: `ONEDNN_MAX_CPU_ISA=AVX2`)."""
+    data = (GOLDEN / f"{name}.gcz").read_bytes()
+    pixels = gencompress.decode(data, device="cpu")
     assert list(pixels.shape) == EXPECTED[name]["shape"]
-    assert hashlib.sha256(pixels.tobytes()).hexdigest() == EXPECTED[name]["sha256"]
+    reference = GOLDEN / f"{name}.pixels.png"
+    header = gencompress.container.unpack(data).header
+    assert reference.is_file() == (header.version <= 2 and header.model != "overfit")
+    if reference.is_file():
+        expected = np.ascontiguousarray(Image.open(reference))
+        assert hashlib.sha256(expected.tobytes()).hexdigest() == EXPECTED[name]["sha256"]
+        assert np.abs(pixels.astype(int) - expected).max() <= 1
+    else:
+        assert hashlib.sha256(pixels.tobytes()).hexdigest() == EXPECTED[name]["sha256"]
 
 
 def test_there_are_golden_files_of_every_model_in_every_format_version():
