@@ -271,6 +271,34 @@ def test_the_integer_decoder_reads_each_latents_context(shape, ancestors, monkey
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("ancestors", [0, 2])
+def test_the_integer_entropy_model_is_the_float_one_in_fixed_point(ancestors):
+    """The decoder's fixed-point ARMs give the means and log-scales of the encoder's float ones to
+    within rounding, for the same (quantized) parameters: what the fit optimizes is what the file
+    codes with. (The rate tests above check the contexts; this checks the arithmetic on them.)"""
+    from gencompress.overfit.integer import ONE, IntegerDecoder
+    from gencompress.overfit.network import OverfitNet
+
+    arch = Architecture(levels=5, ancestors=ancestors)
+    net = OverfitNet(arch, 16, 16, seed=3)
+    with torch.no_grad():
+        for p in net.network_parameters():
+            p.normal_(0, 0.3)
+    named = [item for m in MODULES for item in net.named_for_coding()[m]]
+    params = {name: bitstream.quantize(t.detach().double().numpy(), 14) for name, t in named}
+    dec = IntegerDecoder(arch, params, dict.fromkeys(MODULES, 14))
+    with torch.no_grad():
+        for name, t in named:
+            t.copy_(torch.tensor(params[name] / 2 ** 14))  # the float model of the same parameters
+    rng = np.random.default_rng(0)
+    for module, near in (("arm_anchor", 0), ("arm_other", 12)):
+        feats = rng.integers(-20, 21, size=(200, near + 9 + ancestors)).astype(np.float64)
+        mean, log_b = dec.arm(feats, module)
+        want = net._arm(torch.tensor(feats.T, dtype=torch.float32), module)
+        for got, expected in zip((mean, log_b), want):
+            np.testing.assert_allclose(got / ONE, expected.detach().numpy(), atol=0.02)
+
+
 def test_starting_points_ship_for_every_quality_of_the_default_architecture():
     arch = Architecture()
     layout = {name: shape for m in MODULES for name, shape in arch.parameters()[m]}
