@@ -22,7 +22,7 @@ def test_golden_file_decodes_to_the_same_pixels(name):
     the amortized models' of versions 1 and 2, which were reconstructed in float32, whose roundings
     depend on the machine (oneDNN's kernels for its instruction set: on a CPU with AMX one value of
     vae_q3_rgb decodes a level off). Those decode to within a level of their reference pixels
-    (NAME.pixels.png, decoded where golden.json's digests hold: `ONEDNN_MAX_CPU_ISA=AVX2`)."""
+    (NAME.pixels.png: `ONEDNN_MAX_CPU_ISA=AVX2 python tests/data/make_golden.py --references`)."""
     data = (GOLDEN / f"{name}.gcz").read_bytes()
     pixels = gencompress.decode(data, device="cpu")
     assert list(pixels.shape) == EXPECTED[name]["shape"]

@@ -1,11 +1,17 @@
 """Write the golden .gcz files of the current format version and the digests of their pixels.
 
     python tests/data/make_golden.py [CASE ...]     # every case, or only those named
+    ONEDNN_MAX_CPU_ISA=AVX2 python tests/data/make_golden.py --references
 
 Run once per format version (and, before 1.0, when a model is retrained: docs/FORMAT.md). Files of
 earlier versions (names without a version prefix: version 1) stay as they are, and golden.json
 keeps their digests: a later version must decode those very bytes to those very pixels
 (tests/test_golden.py). Golden files are never regenerated to make a failing test pass.
+
+`--references` writes NAME.pixels.png beside the files whose pixels depend on the machine (the
+amortized models' of versions 1 and 2, reconstructed in float32): decoded where golden.json's
+digests hold (oneDNN limited to AVX2 reproduces them), checked against those digests. The test
+accepts a level of difference from them, as docs/FORMAT.md allows.
 """
 
 from __future__ import annotations
@@ -51,5 +57,20 @@ def main(names: list[str]) -> None:
     index.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
 
 
+def references() -> None:
+    import hashlib
+
+    digests = json.loads((HERE / "golden" / "golden.json").read_text())
+    for name, expected in sorted(digests.items()):
+        data = (HERE / "golden" / f"{name}.gcz").read_bytes()
+        header = gencompress.container.unpack(data).header
+        if header.version > 2 or header.model == "overfit":
+            continue
+        pixels = gencompress.decode(data, device="cpu")
+        if hashlib.sha256(pixels.tobytes()).hexdigest() != expected["sha256"]:
+            raise SystemExit(f"{name}: its digest does not hold on this machine (try ONEDNN_MAX_CPU_ISA=AVX2)")
+        Image.fromarray(pixels).save(HERE / "golden" / f"{name}.pixels.png")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    references() if sys.argv[1:] == ["--references"] else main(sys.argv[1:])
