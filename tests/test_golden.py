@@ -47,7 +47,9 @@ def test_there_are_golden_files_of_every_model_in_every_format_version():
     # kodim23 at the high effort, encoded on an NVIDIA H200 (benchmarks/results/overfit_gpu): the
     # CPU decodes a GPU's file to the pixels its checksum holds, here where CI has no GPU
     assert any(h.model == "overfit" and h.device == gencompress.container.Device.CUDA for h in headers)
-    # overfit tiles of both preamble versions: 1, and 2 (an entropy model reading ancestors: the high effort)
+    # overfit tiles of every preamble version: 1; 2 (an entropy model reading ancestors: the high
+    # effort); 3 (a step per parameter tensor), with and without ancestors
     containers = [gencompress.container.unpack((GOLDEN / f"{n}.gcz").read_bytes()) for n in EXPECTED]
-    versions = {t.streams[0][0] for c in containers if c.header.model == "overfit" for t in c.tiles}
-    assert versions == {1, 2}
+    versions = {(t.streams[0][0], t.streams[0][5] if t.streams[0][0] > 1 else 0)
+                for c in containers if c.header.model == "overfit" for t in c.tiles}
+    assert {v for v, _ in versions} == {1, 2, 3} and {(3, 0), (3, 5)} <= versions

@@ -18,7 +18,7 @@ from gencompress.codec import load_model
 from gencompress.models import registry
 import time
 
-from gencompress.overfit import bitstream, fit, presets, starting, tables
+from gencompress.overfit import bitstream, fit, parameter_steps, presets, starting, tables
 from gencompress.overfit.architecture import MODULES, Architecture
 
 FEW_STEPS = presets.Effort(steps=4)
@@ -72,7 +72,7 @@ def test_decoded_pixels_are_the_encoders_reconstruction_and_parameters_round_tri
     effort = presets.Effort(steps=4, arch=Architecture(ancestors=ancestors))
     net = fit.fit(image, lam, effort, torch.device("cpu"), quality=4)  # (shipped starting points, padded)
     coded = bitstream.encode(net, image, lam, coding)
-    assert coded.streams[0][0] == (2 if ancestors else 1)  # the preamble version that can say it
+    assert coded.streams[0][0] == 3  # the preamble version the encoder writes
     dec, grids, crc = bitstream.parse(coded.streams, 24, 36, coding)
     assert crc == coded.symbols_crc
     assert dec.steps == coded.decoder.steps and dec.arch == net.arch
@@ -84,10 +84,26 @@ def test_decoded_pixels_are_the_encoders_reconstruction_and_parameters_round_tri
         np.testing.assert_array_equal(got, want)
 
 
+def test_steps_are_chosen_per_tensor_and_leave_the_fitted_net_as_it_was(rgb):
+    coding = load_model("overfit", "cpu").tables
+    image = natural(rgb, 24, 36)
+    lam = presets.LAMBDAS[1]
+    net = fit.fit(image, lam, presets.Effort(steps=4), torch.device("cpu"), quality=2)
+    before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    steps = parameter_steps.choose(net, image, lam, coding)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert list(steps) == [n for m in MODULES for n, _ in net.arch.parameters()[m]]
+    assert all(k in parameter_steps.CANDIDATES for k in steps.values())
+    ints = parameter_steps.quantize_module({"a": np.array([30.0, -0.01]), "b": np.array([0.5])}, {"a": 2, "b": 14})
+    np.testing.assert_array_equal(ints["a"], [16, 0])  # 30 at 2^-2 is 120, but scaled to 2^-14: 2^16 / 2^12 at most
+    np.testing.assert_array_equal(ints["b"], [8192])
+
+
 def test_parameter_quantization_reconstructs_within_half_a_step():
     values = np.random.default_rng(0).normal(0, 0.7, 500)
     for k in (4, 8, 12):
-        ints = bitstream.quantize(values, k)
+        ints = parameter_steps.quantize(values, k)
         assert np.abs(ints * 2.0 ** -k - values).max() <= 2.0 ** -k / 2 + 1e-12
         data = entropy.encode_chunks([(ints.astype(np.int32), np.full(ints.size, 40 * 16 + 8))],
                                      load_model("overfit", "cpu").tables)
@@ -285,7 +301,7 @@ def test_the_integer_entropy_model_is_the_float_one_in_fixed_point(ancestors):
         for p in net.network_parameters():
             p.normal_(0, 0.3)
     named = [item for m in MODULES for item in net.named_for_coding()[m]]
-    params = {name: bitstream.quantize(t.detach().double().numpy(), 14) for name, t in named}
+    params = {name: parameter_steps.quantize(t.detach().double().numpy(), 14) for name, t in named}
     dec = IntegerDecoder(arch, params, dict.fromkeys(MODULES, 14))
     with torch.no_grad():
         for name, t in named:
@@ -432,11 +448,13 @@ def test_corrupted_and_hostile_files_raise_format_error(rgb):
         tile = container.TileData(streams, c.tiles[0].symbols_crc, c.tiles[0].pixels_crc)
         return container.pack(container.Container(c.header, (tile,), c.alpha))
 
+    assert preamble[0] == 3 and len(preamble) == 6 + 2 * 21  # an entry per parameter tensor
     cases = [with_streams(preamble), with_streams(preamble, b""), with_streams(preamble[:-1], stream),
-             with_streams(bytes([3]) + preamble[1:], stream),  # unknown tile version
-             with_streams(bytes([2]) + preamble[1:], stream),  # version 2 is a byte longer
+             with_streams(bytes([4]) + preamble[1:], stream),  # unknown tile version
+             with_streams(bytes([2]) + preamble[1:], stream),  # version 2 has an entry per module
              with_streams(preamble[:1] + bytes([200]) + preamble[2:], stream),  # 200 latent grids
-             with_streams(preamble[:5] + bytes([99]) + preamble[6:], stream),  # a step of 2^-99
+             with_streams(preamble[:6] + bytes([99]) + preamble[7:], stream),  # a step of 2^-99
+             with_streams(preamble[:7] + bytes([64]) + preamble[8:], stream),  # no table 64
              with_streams(preamble, stream[:len(stream) // 2])]
     for _ in range(60):  # bit flips and truncations inside the streams, with a valid file CRC
         bad = bytearray(stream[:rng.integers(4, len(stream) + 1)])
@@ -449,7 +467,31 @@ def test_corrupted_and_hostile_files_raise_format_error(rgb):
         with pytest.raises(container.FormatError):
             gencompress.decode(data[:n])
     with pytest.raises(container.FormatError, match="ancestors"):  # 6 ancestors of 7 grids
-        gencompress.decode(with_streams(bytes([2]) + preamble[1:5] + bytes([6]) + preamble[5:], stream))
+        gencompress.decode(with_streams(preamble[:5] + bytes([6]) + preamble[6:], stream))
+
+
+def test_a_tensor_whose_integers_overflow_its_modules_finest_step_is_refused():
+    """A module is computed at its tensors' finest step: the others' integers, scaled to it, must
+    stay within the fixed-point bounds, so a file whose steps would take them out is refused."""
+    coding = load_model("overfit", "cpu").tables
+    arch = Architecture()
+    layout = arch.parameters()
+    names = [n for m in MODULES for n, _ in layout[m]]
+
+    def parse(steps: dict[str, int]):
+        ints = {n: np.zeros(int(np.prod(shape)), np.int32) for m in MODULES for n, shape in layout[m]}
+        ints["synthesis.0.weight"][0] = 300  # at 2^-4: 300 x 2^12 > 2^16 at 2^-16, 300 x 2^7 < 2^16 at 2^-11
+        preamble = bytes([3, arch.levels, arch.synthesis_width, arch.arm_anchor_width, arch.arm_other_width, 0])
+        preamble += b"".join(bytes([steps.get(n, 4), 40]) for n in names)
+        chunks = [(np.concatenate([ints[n] for n, _ in layout[m]]), np.full(sum(ints[n].size for n, _ in layout[m]),
+                                                                             tables.parameter_table(40)))
+                  for m in MODULES]
+        return bitstream.parse((preamble, entropy.encode_chunks(chunks, coding)), 8, 8, coding)[0]
+
+    with pytest.raises(container.FormatError, match="out of range"):
+        parse({"synthesis.0.bias": 16})
+    dec = parse({"synthesis.0.bias": 11})  # within range (the latents, all zero, cost no bytes)
+    assert dec.steps["synthesis"] == 11 and dec.params["synthesis.0.weight"][0, 0] == 300 * 2 ** 7
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

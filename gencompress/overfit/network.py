@@ -9,6 +9,7 @@ fixed (quantize()); the file is made from the integer decoder, not from this.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -91,10 +92,22 @@ class OverfitNet(nn.Module):
 
     def rate(self, grids: list[Tensor]) -> Tensor:
         """Bits of the latent grids under the entropy model (checkerboard contexts, parent and
-        ancestor grids). Values and contexts of a pass are read in the same order (that of
+        ancestor grids)."""
+        total = grids[0].new_zeros(())
+        for module, values, feats in self.passes(grids):
+            total = total + self.pass_bits(module, values, feats)
+        return total
+
+    def pass_bits(self, module: str, values: Tensor, feats: Tensor) -> Tensor:
+        """Bits of one pass's values given its contexts, under ARM `module`."""
+        mean, log_b = self._arm(feats, module)
+        return kernels.laplace_bits(values, mean, log_b, LOG_SCALE_RANGE, PROBABILITY_FLOOR)
+
+    def passes(self, grids: list[Tensor]) -> Iterator[tuple[str, Tensor, Tensor]]:
+        """Each checkerboard pass as (its ARM module, its values, their contexts: features x
+        values). Values and contexts of a pass are read in the same order (that of
         kernels.windows over the pass's two strided rectangles), not the decoder's, which a sum of
         bits does not mind."""
-        total = grids[0].new_zeros(())
         for i in reversed(range(len(grids))):
             g = grids[i]
             h, w = g.shape
@@ -113,9 +126,7 @@ class OverfitNet(nn.Module):
                     feats = kernels.windows(*reads)
                 else:
                     feats = g.new_zeros(len(PARENT_OFFSETS) + len(ancestors), values.shape[0])
-                mean, log_b = self._arm(feats, "arm_anchor" if anchors else "arm_other")
-                total = total + kernels.laplace_bits(values, mean, log_b, LOG_SCALE_RANGE, PROBABILITY_FLOOR)
-        return total
+                yield "arm_anchor" if anchors else "arm_other", values, feats
 
     def _ancestors(self, grids: list[Tensor], i: int) -> list[Tensor | None]:
         """The grids an ARM of grid i reads beyond its parent, each repeated (nearest) to the
@@ -141,11 +152,20 @@ class OverfitNet(nn.Module):
 
     def synthesize(self, grids: list[Tensor]) -> Tensor:
         """(3, H, W) float image in about [0, 1] from the latent grids."""
-        w = self.weights
+        return self.synthesis(self.upsample(grids))
+
+    def upsample(self, grids: list[Tensor]) -> Tensor:
+        """The synthesis's input (levels, H, W): the coarsest grid upsampled, the next joining as
+        a channel, and so on to full resolution."""
         x = grids[-1][None]
         for i in reversed(range(len(grids) - 1)):
-            x = kernels.upsample(x, w["upsampling_taps"][i])[:, :grids[i].shape[0], :grids[i].shape[1]]
+            x = kernels.upsample(x, self.weights["upsampling_taps"][i])[:, :grids[i].shape[0], :grids[i].shape[1]]
             x = torch.cat([x, grids[i][None]])
+        return x
+
+    def synthesis(self, x: Tensor) -> Tensor:
+        """(3, H, W) from the upsampled grids (levels, H, W)."""
+        w = self.weights
         layers = [(w[f"synthesis_{i}_weight"], w[f"synthesis_{i}_bias"]) for i in range(2)]
         x = _columns_mlp(x.reshape(x.shape[0], -1), layers).reshape(3, *x.shape[1:])
         x = x[None].contiguous(memory_format=torch.channels_last)  # 3 channels: 3x faster convolutions

@@ -34,6 +34,23 @@ def log_scale(k: np.ndarray | int) -> np.ndarray:
     return (LOG_SCALE_MIN + np.asarray(k) * LOG_SCALE_STEP) / ONE
 
 
+def parameter_table(scale_bin: int) -> int:
+    """The table index that codes network parameters with scale bin `scale_bin` (zero mean)."""
+    return scale_bin * MEAN_BINS + PARAMETER_MEAN_BIN
+
+
+def symbol_bits(symbols: np.ndarray, index: np.ndarray, coding, axis: int | None = None):
+    """What symbols cost (bits) with these tables (entropy.Tables), escapes (the escape symbol +
+    32 bits) included: in all, or summed along `axis` (symbols and index broadcast together)."""
+    pos = symbols.astype(np.int64) - coding.offset[index]
+    escape = coding.escape(index)
+    escaped = (pos < 0) | (pos >= escape)
+    pos = np.where(escaped, escape, pos)
+    freq = coding.cdf[index, pos + 1] - coding.cdf[index, pos]
+    total = -np.log2(freq / 2.0 ** PRECISION).sum(axis) + 32 * escaped.sum(axis)
+    return float(total) if axis is None else total
+
+
 def table_index(mean: np.ndarray, log_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From fixed-point mean and ln-scale (int64, scale 2^-FRACTION_BITS): the integer shift
     (the mean rounded half up; a symbol is value - shift) and the table index of each element."""

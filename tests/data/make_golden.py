@@ -37,6 +37,9 @@ CASES = {  # name: (model, quality, tile size, how to cut the image from the tes
     "overfit_q4_rgb": ("overfit", 4, 1024, lambda a: a[:40, :48]),
     "overfit_q2_tiles_gray": ("overfit", 2, 128, lambda a: np.tile(a, (2, 2, 1))[:150, :140, 0]),
     "overfit_q5_ancestors": ("overfit", 5, 1024, lambda a: a[:40, :56], "high"),  # tile preamble version 2
+    # tile preamble version 3 (a step per parameter tensor, recipe 13), without and with ancestors
+    "overfit_q3_tensor_steps": ("overfit", 3, 1024, lambda a: a[8:48, 16:72]),
+    "overfit_q6_tensor_steps_ancestors": ("overfit", 6, 1024, lambda a: a[40:80, 24:80], "high"),
 }
 
 
