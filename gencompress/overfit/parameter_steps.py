@@ -3,15 +3,15 @@
 A tensor's parameters are sent as integers c at a step 2^-k of its own (value = c * 2^-k), coded
 with the zero-mean table that suits them best. Tensors differ: on held-out fits the chosen steps
 ran from 2^-2 (the non-anchor ARM's first layer, whose many weights each matter little) to 2^-8
-(the synthesis's), and one step per module spent 10-25% more parameter bits for the same loss
+(the synthesis's); one step per module made every held-out file's loss higher, by up to 3%
 (README, "Recipe 13"). The integer decoder computes each module at its finest step k_m = max k:
 a tensor's integers are scaled by 2^(k_m - k) and must then lie within +-WEIGHT_LIMIT, so the
 fixed-point bounds of integer.py hold whatever the steps.
 
 The search runs on the encoder's float model, not the integer decoder: a candidate costs a float
 forward of one module (an ARM's passes on cached contexts, or the synthesis on the cached
-upsampled grids), several times cheaper than the exact decoder, and the choices are the same up
-to its rounding. Modules in order (ARMs, upsampling, synthesis): first one step for the whole
+upsampled grids), several times cheaper than the exact decoder (where two steps cost nearly the
+same, float rounding may pick the other one; the file carries whichever was picked). Modules in order (ARMs, upsampling, synthesis): first one step for the whole
 module by descent from 2^-8, then each tensor's own step by descent from there; a module's cost is
 lambda x (latent bits + its parameter bits) for an ARM, MSE of 8-bit pixels + lambda x parameter
 bits for the others (modules not chosen yet stay in float).
@@ -19,6 +19,7 @@ bits for the others (modules not chosen yet stay in float).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -76,15 +77,12 @@ def choose(net: OverfitNet, image: np.ndarray, lam: float, coding) -> dict[str, 
             cost = _Costs(net, image, lam, coding, floats)
             for m in MODULES:
                 names = [n for n, _ in layout[m]]
-                if not names:
-                    continue
-                for n in names:
-                    steps[n] = FIRST_STEP
-                evaluate = lambda: cost(m, {n: steps[n] for n in names})  # noqa: E731
+                steps |= dict.fromkeys(names, FIRST_STEP)
+                evaluate = functools.partial(cost, m, steps)
                 best = _descend(evaluate, names, steps, evaluate())
                 for n in names:
                     best = _descend(evaluate, [n], steps, best)
-                cost.settle(m, {n: steps[n] for n in names})
+                cost.settle(m, steps)
     finally:
         with torch.no_grad():
             for tensor, value in saved:
@@ -132,6 +130,7 @@ class _Costs:
         self.bits: dict[tuple[str, int, int], float] = {}  # (tensor, k, k_m - k) -> its bits
 
     def __call__(self, module: str, steps: dict[str, int]) -> float:
+        """The module's cost with its tensors at these steps (name -> k; others ignored)."""
         parameter_bits = self._set(module, steps)
         if module in ("arm_anchor", "arm_other"):
             latent_bits = float(self.net.pass_bits(module, *self.passes[module])) if module in self.passes else 0.0
