@@ -115,7 +115,10 @@ def parse(streams: tuple[bytes, ...], height: int, width: int,
         raise FormatError(f"corrupt .gcz file ({exc})") from None
     layout = arch.parameters()
     # version 3: an entry per tensor; 1 and 2: an entry per module, for each of its tensors
-    groups = [[n] for m in MODULES for n, _ in layout[m]] if version == 3 else [[n for n, _ in layout[m]] for m in MODULES]
+    if version == 3:
+        groups = [[n] for m in MODULES for n, _ in layout[m]]
+    else:
+        groups = [[n for n, _ in layout[m]] for m in MODULES]
     if len(preamble) != head.size + len(groups) * _ENTRY.size:
         raise FormatError("corrupt .gcz file (overfit tile preamble size)")
     steps, bins = {}, {}

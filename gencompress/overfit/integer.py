@@ -1,10 +1,11 @@
 """The overfitted codec's decoder in exact integer arithmetic (numpy), shared by encoder and decoder.
 
 Every value is an integer held in float64: parameters are integers at a step 2^-k per module
-(its tensors' finest: bitstream.py scales the others' integers to it), activations integers at 2^-FRACTION_BITS, and each layer ends with a floor division by a
-power of two. Magnitudes are clipped so that every product and every partial sum stays below 2^53,
-where float64 is exact: BLAS may sum in any order, on any number of threads, with or without
-AVX-512 or FMA, and get the same integers. So a file decodes to the same latents and the same
+(its tensors' finest: bitstream.py scales the others' integers to it), activations integers at
+2^-FRACTION_BITS, and each layer ends with a floor division by a power of two. Magnitudes are
+clipped so that every product and every partial sum stays below 2^53, where float64 is exact:
+BLAS may sum in any order, on any number of threads, with or without AVX-512 or FMA, and get the
+same integers. So a file decodes to the same latents and the same
 pixels on every machine, which is what lets the pixel checksum be checked everywhere.
 
 The encoder runs this same code on its final parameters, which makes its reconstruction, its

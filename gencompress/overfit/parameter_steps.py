@@ -11,8 +11,9 @@ fixed-point bounds of integer.py hold whatever the steps.
 The search runs on the encoder's float model, not the integer decoder: a candidate costs a float
 forward of one module (an ARM's passes on cached contexts, or the synthesis on the cached
 upsampled grids), several times cheaper than the exact decoder (where two steps cost nearly the
-same, float rounding may pick the other one; the file carries whichever was picked). Modules in order (ARMs, upsampling, synthesis): first one step for the whole
-module by descent from 2^-8, then each tensor's own step by descent from there; a module's cost is
+same, float rounding may pick the other one; the file carries whichever was picked). Modules in
+order (ARMs, upsampling, synthesis): first one step for the whole module by descent from 2^-8,
+then each tensor's own step by descent from there; a module's cost is
 lambda x (latent bits + its parameter bits) for an ARM, MSE of 8-bit pixels + lambda x parameter
 bits for the others (modules not chosen yet stay in float).
 """
