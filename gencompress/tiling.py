@@ -92,6 +92,13 @@ class Grid:
         cols = Counter(x1 - x0 for x0, x1 in spans(self.width, self.size, self.overlap))
         return {(h, w): m * n for h, m in rows.items() for w, n in cols.items()}
 
+    def areas(self) -> np.ndarray:
+        """Each tile's pixel count (int64), in raster order: per-tile checks on files of many tiles
+        without building a Tile for each."""
+        rows = np.array([y1 - y0 for y0, y1 in spans(self.height, self.size, self.overlap)], np.int64)
+        cols = np.array([x1 - x0 for x0, x1 in spans(self.width, self.size, self.overlap)], np.int64)
+        return np.outer(rows, cols).ravel()
+
     def tiles(self, region: Region | None = None) -> list[Tile]:
         """The tiles in raster order, or only those that cover part of region (x, y, w, h)."""
         return [t for row in self._rows(region) for t in row]

@@ -126,3 +126,20 @@ def test_huge_claim_is_refused_before_allocation():
         container.unpack(data)
     assert time.perf_counter() - start < 0.1
     assert container.unpack(make(width=1000, height=1000), max_pixels=10**6).header.pixels == 10**6
+
+
+def test_unpacking_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    data = make()
+    assert gc.isenabled()
+    container.unpack(data)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        container.unpack(data)
+        with pytest.raises(FormatError, match="tile count"):  # raised while the collector is paused
+            container.unpack(make(tiles=[]))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

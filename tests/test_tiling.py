@@ -21,6 +21,12 @@ def test_spans_cover_the_axis_with_the_stated_overlap(length, size, overlap):
     assert all(e - b > overlap for b, e in s[1:])  # the last span is longer than its ramp
 
 
+@pytest.mark.parametrize("width, height, size, overlap", [(1000, 700, 128, 32), (97, 64, 64, 0), (16, 16, 2048, 0)])
+def test_areas_are_the_tiles_pixel_counts_in_raster_order(width, height, size, overlap):
+    grid = tiling.Grid(width, height, size, overlap)
+    assert grid.areas().tolist() == [t.width * t.height for t in grid.tiles()]
+
+
 def test_blend_weights_sum_to_one():
     s = tiling.spans(1000, 128, 32)
     total = np.zeros(1000, np.float64)

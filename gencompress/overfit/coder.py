@@ -76,10 +76,10 @@ class OverfitCoder:
         if any(len(t.streams) != 2 or len(t.streams[1]) < 4 for t in tiles):
             raise FormatError("corrupt .gcz file (an overfit tile needs a preamble and an entropy stream)")
         cheapest = float(self.tables.min_bits.min())
-        for tile, data in zip(header.grid.tiles(), tiles):
-            latents = tile.height * tile.width  # the finest grid alone: any architecture has it
-            if 0.5 * latents * cheapest > 8 * len(data.streams[1]) + 64:
-                raise FormatError("corrupt .gcz file (streams too short for the image size it claims)")
+        latents = header.grid.areas()  # the finest grid alone: any architecture has it
+        stream_bits = 8 * np.array([len(t.streams[1]) for t in tiles], np.int64) + 64
+        if (0.5 * latents * cheapest > stream_bits).any():
+            raise FormatError("corrupt .gcz file (streams too short for the image size it claims)")
 
     def decode_tile(self, header: Header, tile: Tile, data: TileData, verify: bool,
                     sharpen: float | None = None) -> np.ndarray:
