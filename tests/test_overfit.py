@@ -84,6 +84,30 @@ def test_decoded_pixels_are_the_encoders_reconstruction_and_parameters_round_tri
         np.testing.assert_array_equal(got, want)
 
 
+def test_the_decoder_gives_the_same_pixels_in_bands_on_any_number_of_threads(rgb, monkeypatch):
+    """Bands of a layer run on several threads (integer._map), BLAS held at one thread meanwhile:
+    the same integers however many bands and threads, and BLAS's thread count is given back."""
+    from threadpoolctl import threadpool_info
+
+    from gencompress.overfit import integer
+
+    data = overfit(natural(rgb, 40, 56), quality=6)
+    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    monkeypatch.setattr(integer, "threads", lambda: 1)
+    once = gencompress.decode(data)
+    monkeypatch.setattr(integer, "ROW_BLOCK", 16)  # dozens of bands a layer
+    for n in (1, 2, 3):
+        monkeypatch.setattr(integer, "threads", lambda n=n: n)
+        np.testing.assert_array_equal(gencompress.decode(data), once)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == blas
+
+    def fails(item):
+        raise ValueError(item)
+
+    with pytest.raises(ValueError):  # a band's error reaches the caller
+        integer._map(fails, range(4))
+
+
 def test_steps_are_chosen_per_tensor_and_leave_the_fitted_net_as_it_was(rgb):
     coding = load_model("overfit", "cpu").tables
     image = natural(rgb, 24, 36)

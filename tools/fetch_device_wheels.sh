@@ -8,5 +8,5 @@ platforms=""
 for n in 17 24 27 28 31 34 35 39; do platforms="$platforms --platform manylinux_2_${n}_x86_64"; done
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     $platforms --platform manylinux2014_x86_64 -d .whl \
-    compressai==1.2.8 constriction==0.5.0 pytorch-msssim==1.0.0 pytorch-optimizer==4.1.0
+    compressai==1.2.8 constriction==0.5.0 pytorch-msssim==1.0.0 pytorch-optimizer==4.1.0 threadpoolctl==3.8.0
 ls -l .whl

@@ -6,7 +6,9 @@ Every value is an integer held in float64: parameters are integers at a step 2^-
 clipped so that every product and every partial sum stays below 2^53, where float64 is exact:
 BLAS may sum in any order, on any number of threads, with or without AVX-512 or FMA, and get the
 same integers. So a file decodes to the same latents and the same
-pixels on every machine, which is what lets the pixel checksum be checked everywhere.
+pixels on every machine, which is what lets the pixel checksum be checked everywhere. For the
+same reason a layer's bands of rows may run on several threads (_map): each band's arithmetic is
+the same whichever thread runs it.
 
 The encoder runs this same code on its final parameters, which makes its reconstruction, its
 symbols and its coding tables those of the decoder by construction.
@@ -14,10 +16,16 @@ symbols and its coding tables those of the decoder by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from . import tables
 from .architecture import (ACTIVATION_LIMIT, FRACTION_BITS, LATENT_LIMIT, NEIGHBOUR_OFFSETS, PARENT_OFFSETS,
@@ -73,26 +81,31 @@ class IntegerDecoder:
         parent = np.pad(np.clip(coarser[0], -LATENT_LIMIT, LATENT_LIMIT), 1) if coarser else None
         ancestors = [np.clip(g, -LATENT_LIMIT, LATENT_LIMIT) for g in coarser[1:]]
         shift, index = np.zeros(grid.shape, np.int64), np.zeros(grid.shape, np.int64)
+
+        def band(job: tuple[int, int, int, int, int]) -> None:
+            row, col, cols, i0, i1 = job
+            zeros = np.zeros((i1 - i0, cols))
+            # position (row + 2i, col + 2j) has its parent at (i, j), ancestor d at (i >> d, j >> d)
+            feats = [parent[1 + i0 + dy:1 + i1 + dy, 1 + dx:1 + cols + dx] if parent is not None else zeros
+                     for dy, dx in PARENT_OFFSETS]
+            for d in range(1, self.arch.ancestors + 1):
+                feats.append(ancestors[d - 1][(np.arange(i0, i1) >> d)[:, None], (np.arange(cols) >> d)[None]]
+                             if d <= len(ancestors) else zeros)
+            if not anchors:
+                r, c = 2 + row + 2 * i0, 2 + col
+                feats = [padded[r + dy:r + dy + 2 * (i1 - i0):2, c + dx:c + dx + 2 * cols:2]
+                         for dy, dx in NEIGHBOUR_OFFSETS] + feats
+            x = np.stack(feats).reshape(len(feats), -1).T
+            band_shift, band_index = tables.table_index(*self.arm(x, module))
+            shift[row + 2 * i0:row + 2 * i1:2, col::2] = band_shift.reshape(i1 - i0, cols)
+            index[row + 2 * i0:row + 2 * i1:2, col::2] = band_index.reshape(i1 - i0, cols)
+
+        jobs = []
         for row, col in pass_regions(anchors):
             rows, cols = len(range(row, grid.shape[0], 2)), len(range(col, grid.shape[1], 2))
-            band = max(1, ROW_BLOCK // max(cols, 1))
-            for i0 in range(0, rows, band):
-                i1 = min(rows, i0 + band)
-                zeros = np.zeros((i1 - i0, cols))
-                # position (row + 2i, col + 2j) has its parent at (i, j), ancestor d at (i >> d, j >> d)
-                feats = [parent[1 + i0 + dy:1 + i1 + dy, 1 + dx:1 + cols + dx] if parent is not None else zeros
-                         for dy, dx in PARENT_OFFSETS]
-                for d in range(1, self.arch.ancestors + 1):
-                    feats.append(ancestors[d - 1][(np.arange(i0, i1) >> d)[:, None], (np.arange(cols) >> d)[None]]
-                                 if d <= len(ancestors) else zeros)
-                if not anchors:
-                    r, c = 2 + row + 2 * i0, 2 + col
-                    feats = [padded[r + dy:r + dy + 2 * (i1 - i0):2, c + dx:c + dx + 2 * cols:2]
-                             for dy, dx in NEIGHBOUR_OFFSETS] + feats
-                x = np.stack(feats).reshape(len(feats), -1).T
-                band_shift, band_index = tables.table_index(*self.arm(x, module))
-                shift[row + 2 * i0:row + 2 * i1:2, col::2] = band_shift.reshape(i1 - i0, cols)
-                index[row + 2 * i0:row + 2 * i1:2, col::2] = band_index.reshape(i1 - i0, cols)
+            step = max(1, ROW_BLOCK // max(cols, 1))
+            jobs += [(row, col, cols, i0, min(rows, i0 + step)) for i0 in range(0, rows, step)]
+        _map(band, jobs)
         return shift[mask], index[mask]
 
     def arm(self, feats: np.ndarray, module: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +127,18 @@ class IntegerDecoder:
         p, ks = self.params, self.steps["synthesis"]
         layers = [(p[f"synthesis.{i}.weight"], p[f"synthesis.{i}.bias"], ks) for i in range(2)]
         x = _rows_mlp(x.reshape(x.shape[0], -1).T, layers).T.reshape(3, h, w)
-        x = np.maximum(x + conv3x3(x, p["synthesis.2.weight"], p["synthesis.2.bias"], ks), 0)
-        x = x + conv3x3(x, p["synthesis.3.weight"], p["synthesis.3.bias"], ks)
-        pixels = np.floor(np.clip(x, 0, ONE) * 255 / ONE + 0.5)
-        return pixels.transpose(1, 2, 0).astype(np.uint8)
+        x = conv3x3(x, p["synthesis.2.weight"], p["synthesis.2.bias"], ks, residual=x, relu=True)
+        x = conv3x3(x, p["synthesis.3.weight"], p["synthesis.3.bias"], ks, residual=x)
+        pixels = np.empty((h, w, 3), np.uint8)
+        rows = max(1, ROW_BLOCK // w)
+
+        def band(r0: int) -> None:  # to 8 bits: floor(clip(x, 0, 1) * 255 + 1/2)
+            q = np.clip(x[:, r0:r0 + rows], 0, ONE) * (255 / ONE)
+            q += 0.5
+            pixels[r0:r0 + rows] = np.floor(q, out=q).transpose(1, 2, 0)
+
+        _map(band, range(0, h, rows))
+        return pixels
 
 
 ROW_BLOCK = 1 << 16  # values per block (_rows_mlp, passes, convolutions): memory bounded whatever the tile
@@ -131,13 +152,16 @@ def _rows_mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray, int]], s
     out = np.empty((x.shape[0], layers[-1][0].shape[0]))
     scaled = [(weight.T * (2.0 ** -k * (scale if i == 0 else 1.0)), bias * (ONE * 2.0 ** -k))
               for i, (weight, bias, k) in enumerate(layers)]
-    for start in range(0, x.shape[0], ROW_BLOCK):
-        block = x[start:start + ROW_BLOCK]
+
+    def block(start: int) -> None:
+        y = x[start:start + ROW_BLOCK]
         for i, (weight, bias) in enumerate(scaled):
-            block = block @ weight
-            block += bias
-            _floor_clip(block, 0.0 if i < len(scaled) - 1 else -ACTIVATION_LIMIT)  # ReLU between layers
-        out[start:start + ROW_BLOCK] = block
+            y = y @ weight
+            y += bias
+            _floor_clip(y, 0.0 if i < len(scaled) - 1 else -ACTIVATION_LIMIT)  # ReLU between layers
+        out[start:start + ROW_BLOCK] = y
+
+    _map(block, range(0, x.shape[0], ROW_BLOCK))
     return out
 
 
@@ -160,34 +184,102 @@ def upsample(x: np.ndarray, taps: np.ndarray, k: int) -> np.ndarray:
 
 
 def _upsample_last(x: np.ndarray, taps: np.ndarray, k: int) -> np.ndarray:
-    n = x.shape[-1]
+    c, h, n = x.shape
     p = np.pad(x, ((0, 0), (0, 0), (2, 2)), mode="edge")
     g0, g1, g2, g3 = taps * 2.0 ** -k
-    even = g0 * p[..., 0:n] + g1 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g3 * p[..., 3:n + 3]
-    odd = g3 * p[..., 1:n + 1] + g2 * p[..., 2:n + 2] + g1 * p[..., 3:n + 3] + g0 * p[..., 4:n + 4]
-    return _floor_clip(np.stack([even, odd], axis=-1).reshape(*x.shape[:-1], 2 * n))
+    out = np.empty((c, h, n, 2))  # even and odd outputs interleaved
+    rows = max(1, ROW_BLOCK // n)
+
+    def band(r0: int) -> None:
+        q, o = p[:, r0:r0 + rows], out[:, r0:r0 + rows]
+        o[..., 0] = g0 * q[..., 0:n] + g1 * q[..., 1:n + 1] + g2 * q[..., 2:n + 2] + g3 * q[..., 3:n + 3]
+        o[..., 1] = g3 * q[..., 1:n + 1] + g2 * q[..., 2:n + 2] + g1 * q[..., 3:n + 3] + g0 * q[..., 4:n + 4]
+        _floor_clip(o)
+
+    _map(band, range(0, h, rows))
+    return out.reshape(c, h, 2 * n)
 
 
-def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int, residual: np.ndarray | None = None,
+            relu: bool = False) -> np.ndarray:
     """(C, h, w) -> (C', h, w), edge-replicated borders, in fixed point: one product per band of
     rows of the weights (C', 9 C) and the band's nine shifted copies (9 C, pixels), which runs 2-3x
-    faster than nine small products over strided views."""
+    faster than nine small products over strided views. With residual, that added to the result
+    (then max(., 0) if relu) in the same band, while its rows are in cache."""
     c, h, w = x.shape
     p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
     matrix = (weight * 2.0 ** -k).transpose(0, 2, 3, 1).reshape(weight.shape[0], 9 * c)
     bias = (bias * (ONE * 2.0 ** -k))[:, None]
     out = np.empty((weight.shape[0], h, w))
-    band = max(1, ROW_BLOCK // w)
-    for r0 in range(0, h, band):
-        r1 = min(h, r0 + band)
+    rows = max(1, ROW_BLOCK // w)
+
+    def band(r0: int) -> None:
+        r1 = min(h, r0 + rows)
         shifted = np.empty((3, 3, c, r1 - r0, w))
         for dy in range(3):
             for dx in range(3):
                 shifted[dy, dx] = p[:, r0 + dy:r1 + dy, dx:dx + w]
         acc = matrix @ shifted.reshape(9 * c, -1)
         acc += bias
-        out[:, r0:r1] = _floor_clip(acc).reshape(-1, r1 - r0, w)
+        acc = _floor_clip(acc).reshape(-1, r1 - r0, w)
+        if residual is not None:
+            acc += residual[:, r0:r1]
+            if relu:
+                np.maximum(acc, 0, out=acc)
+        out[:, r0:r1] = acc
+
+    _map(band, range(0, h, rows))
     return out
+
+
+T = TypeVar("T")
+_worker = threading.local()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def threads() -> int:
+    """Threads the decoder spreads a layer's bands over: OMP_NUM_THREADS where set (the knob torch
+    and BLAS read too), else the CPUs this process may use, at most 4."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _map(fn: Callable[[T], None], items: Iterable[T]) -> None:
+    """fn on every item (independent bands of one layer, each writing its own rows), on threads():
+    numpy releases the interpreter lock inside its products and elementwise loops, so bands run on
+    several cores at once. A band's arithmetic does not depend on which thread runs it, so the
+    integers are the same as one thread's. Serial for one item, or inside a band already."""
+    items, n = list(items), threads()
+    if getattr(_worker, "busy", False):
+        for item in items:
+            fn(item)
+        return
+
+    def run(item: T) -> None:
+        _worker.busy = True
+        try:
+            fn(item)
+        finally:
+            _worker.busy = False
+
+    with _blas().limit(limits=1, user_api="blas"):  # BLAS's own threads would compete with the bands'
+        if n < 2 or len(items) < 2:
+            for item in items:
+                run(item)
+            return
+        pool = _pools.get(n) or _pools.setdefault(n, ThreadPoolExecutor(n, thread_name_prefix="gcz-decode"))
+        for _ in pool.map(run, items):  # re-raises a band's exception here
+            pass
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded (numpy's OpenBLAS), held at one thread while a layer's bands run:
+    its products are too small for BLAS's threads to pay, and theirs spin beside the bands' threads
+    (kodim01 decoded in 0.41 s with BLAS at one thread, 0.48 s at two; benchmarks/overfit_ab.py)."""
+    return ThreadpoolController()
 
 
 def _floor_clip(acc: np.ndarray, low: float = -ACTIVATION_LIMIT) -> np.ndarray:
