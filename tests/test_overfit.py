@@ -18,8 +18,9 @@ from gencompress.codec import load_model
 from gencompress.models import registry
 import time
 
-from gencompress.overfit import bitstream, fit, parameter_steps, presets, starting, tables
+from gencompress.overfit import bitstream, fit, latent_search, parameter_steps, presets, starting, tables
 from gencompress.overfit.architecture import MODULES, Architecture
+from gencompress.overfit.network import OverfitNet
 
 FEW_STEPS = presets.Effort(steps=4)
 
@@ -150,6 +151,47 @@ def test_a_few_steps_lower_the_loss_in_either_precision_of_the_synthesis(rgb, mo
             return float(((net.synthesize(grids) - target) ** 2).mean() + lam * net.rate(grids) / image[..., 0].size)
 
     assert loss(30) < 0.5 * loss(0)
+
+
+@pytest.mark.parametrize("ancestors", [0, 2])
+def test_position_bits_are_the_passes_bits_where_each_latent_is(ancestors):
+    net = OverfitNet(Architecture(levels=4, ancestors=ancestors), 13, 18, seed=1)
+    rng = np.random.default_rng(0)
+    grids = [torch.tensor(rng.integers(-5, 6, size=p.shape), dtype=torch.float32) for p in net.latents]
+    with torch.no_grad():
+        for i in range(len(grids)):
+            bits = net.position_bits(grids, i)
+            total = sum(net.pass_bits(m, v, f) for m, v, f, _ in net.grid_passes(grids, i))
+            assert bits.shape == grids[i].shape and torch.allclose(bits.sum(), total, rtol=1e-5)
+            one = grids[i].clone()
+            one[-1, -1] += 3  # the last latent's bits change there, and its own are read there
+            moved = net.position_bits(grids[:i] + [one] + grids[i + 1:], i)
+            assert moved[-1, -1] != bits[-1, -1]
+
+
+def test_the_latent_search_lowers_the_loss_and_leaves_integers(rgb):
+    image = natural(rgb, 40, 56)
+    lam = presets.LAMBDAS[4]
+    net = fit.fit(image, lam, presets.Effort(steps=12), torch.device("cpu"), quality=5)
+    target = torch.tensor(image).permute(2, 0, 1).float() / 255
+
+    def loss() -> float:
+        with torch.no_grad():
+            grids = net.quantize("round")
+            return float(((net.synthesize(grids) - target) ** 2).mean() + lam * net.rate(grids) / image[..., 0].size)
+
+    before, coarse = loss(), [p.detach().clone() for p in net.latents[1:]]
+    moved = latent_search.search(net, target, lam)
+    after = loss()
+    assert moved > 0 and after < before
+    scaled = net.latents[0].detach() * 16
+    assert torch.equal(scaled, torch.round(scaled))  # what the hard phase and the coder will round to
+    assert all(torch.equal(p, q) for p, q in zip(net.latents[1:], coarse))  # coarser grids untouched
+    assert latent_search.search(net, target, lam) == 0  # nothing left between two roundings
+    for searched in (False, True):  # fit() searches where the effort asks it to
+        net = fit.fit(image, lam, presets.Effort(steps=4, latent_search=searched), torch.device("cpu"), quality=5)
+        scaled = net.latents[0].detach() * 16
+        assert torch.equal(scaled, torch.round(scaled)) == searched
 
 
 def test_the_synthesis_runs_in_bfloat16_only_where_the_cpu_has_it(monkeypatch):

@@ -18,6 +18,9 @@ The upsampling filters can move slower than the rest of the networks
 (Effort.upsampling_learning_rate_scale): in long fits they wander and the fit stalls (README,
 recipe 11), so the high effort moves them at a tenth of the networks' learning rate.
 
+After the last step the finest grid's roundings are searched (latent_search.py, where the
+effort asks for it): rounding to nearest is not always the integer that codes best.
+
 The networks start from the shipped starting points of the quality (starting.py) when there
 are some for the architecture, else from a random initialization; latents start at zero.
 
@@ -39,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import starting
+from . import latent_search, starting
 from .network import OverfitNet
 from .presets import Effort
 
@@ -63,12 +66,15 @@ class Budget:
 def fit(image: np.ndarray, lam: float, effort: Effort, device: torch.device, progress: bool = False,
         label: str = "overfit", quality: int | None = None, budget: Budget | None = None) -> OverfitNet:
     """A model of one tile (uint8 h x w x 3): effort.steps optimization steps, or as many as
-    `budget` allows. With `quality`, the networks start from that quality's starting points."""
+    `budget` allows, then (effort.latent_search) the finest grid's roundings searched. With
+    `quality`, the networks start from that quality's starting points."""
     h, w = image.shape[:2]
     target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
     start = starting.load(quality, effort.arch) if quality is not None else None
     net = OverfitNet(effort.arch, h, w, SEED, start).to(device)
     optimize([net], [target], lam, effort, budget, _bar(effort.steps, budget, progress, label))
+    if effort.latent_search:
+        latent_search.search(net, target, lam)
     return net
 
 

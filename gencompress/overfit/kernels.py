@@ -95,6 +95,12 @@ def laplace_bits(values: Tensor, mean: Tensor, log_b: Tensor, log_range: tuple[f
     return _LaplaceBits.apply(values, mean, log_b, log_range, floor)
 
 
+def laplace_bits_each(values: Tensor, mean: Tensor, log_b: Tensor, log_range: tuple[float, float],
+                     floor: float) -> Tensor:
+    """The terms laplace_bits sums, each value's bits (no gradient)."""
+    return -torch.log2(_laplace_terms(values, mean, log_b, log_range)[0].clamp_(min=floor))
+
+
 def _laplace_terms(values: Tensor, mean: Tensor, log_b: Tensor, log_range: tuple[float, float]):
     """With a = |values - mean|, u = 0.5 - a, b the scale: the mass p = F(u) - e2 where F(u) is
     e_u = exp(-|u| / b) / 2 for u < 0 and 1 - e_u otherwise, and e2 = exp(-(a + 0.5) / b) / 2."""

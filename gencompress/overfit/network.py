@@ -109,24 +109,41 @@ class OverfitNet(nn.Module):
         kernels.windows over the pass's two strided rectangles), not the decoder's, which a sum of
         bits does not mind."""
         for i in reversed(range(len(grids))):
-            g = grids[i]
-            h, w = g.shape
-            parent = grids[i + 1] if i + 1 < len(grids) else None
-            ancestors = self._ancestors(grids, i)
-            for anchors in (True, False):
-                if not anchors and h * w == 1:
-                    continue
-                here, above = _pass_regions(h, w, anchors)
-                values = kernels.windows((g, ((0, 0),), 0, here))[0]
-                # none above the coarsest grid, nor ancestors above the coarsest two: zeros
-                reads = [(parent, PARENT_OFFSETS, 1, above)] + [(a, ((0, 0),), 0, above) for a in ancestors]
-                if not anchors:
-                    feats = kernels.windows((g, NEIGHBOUR_OFFSETS, 2, here), *reads)
-                elif parent is not None:
-                    feats = kernels.windows(*reads)
-                else:
-                    feats = g.new_zeros(len(PARENT_OFFSETS) + len(ancestors), values.shape[0])
-                yield "arm_anchor" if anchors else "arm_other", values, feats
+            for module, values, feats, _ in self.grid_passes(grids, i):
+                yield module, values, feats
+
+    def grid_passes(self, grids: list[Tensor], i: int) -> Iterator[tuple[str, Tensor, Tensor, list[kernels.Region]]]:
+        """passes() of grid i alone, each with the two strided rectangles its values are read from."""
+        g = grids[i]
+        h, w = g.shape
+        parent = grids[i + 1] if i + 1 < len(grids) else None
+        ancestors = self._ancestors(grids, i)
+        for anchors in (True, False):
+            if not anchors and h * w == 1:
+                continue
+            here, above = _pass_regions(h, w, anchors)
+            values = kernels.windows((g, ((0, 0),), 0, here))[0]
+            # none above the coarsest grid, nor ancestors above the coarsest two: zeros
+            reads = [(parent, PARENT_OFFSETS, 1, above)] + [(a, ((0, 0),), 0, above) for a in ancestors]
+            if not anchors:
+                feats = kernels.windows((g, NEIGHBOUR_OFFSETS, 2, here), *reads)
+            elif parent is not None:
+                feats = kernels.windows(*reads)
+            else:
+                feats = g.new_zeros(len(PARENT_OFFSETS) + len(ancestors), values.shape[0])
+            yield "arm_anchor" if anchors else "arm_other", values, feats, here
+
+    def position_bits(self, grids: list[Tensor], i: int) -> Tensor:
+        """Bits of each latent of grid i (h x w) under the entropy model, given the grids it reads."""
+        out = grids[i].new_zeros(grids[i].shape)
+        for module, values, feats, here in self.grid_passes(grids, i):
+            mean, log_b = self._arm(feats, module)
+            bits = kernels.laplace_bits_each(values, mean, log_b, LOG_SCALE_RANGE, PROBABILITY_FLOOR)
+            start = 0
+            for r0, rs, rows, c0, cs, cols in here:
+                out[r0::rs, c0::cs][:rows, :cols] = bits[start:start + rows * cols].reshape(rows, cols)
+                start += rows * cols
+        return out
 
     def _ancestors(self, grids: list[Tensor], i: int) -> list[Tensor | None]:
         """The grids an ARM of grid i reads beyond its parent, each repeated (nearest) to the
