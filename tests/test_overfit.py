@@ -102,6 +102,11 @@ def test_the_decoder_gives_the_same_pixels_in_bands_on_any_number_of_threads(rgb
         np.testing.assert_array_equal(gencompress.decode(data), once)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == blas
 
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a child forked after decoding decodes too
+        np.testing.assert_array_equal(pool.apply_async(gencompress.decode, (data,)).get(timeout=120), once)
+
     def fails(item):
         raise ValueError(item)
 

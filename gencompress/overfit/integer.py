@@ -235,6 +235,8 @@ def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int, residua
 T = TypeVar("T")
 _worker = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads: it makes its own pools
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def threads() -> int:
