@@ -36,7 +36,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -72,6 +72,8 @@ def fit(image: np.ndarray, lam: float, effort: Effort, device: torch.device, pro
     target = torch.tensor(image, device=device).permute(2, 0, 1).float() / 255
     start = starting.load(quality, effort.arch) if quality is not None else None
     net = OverfitNet(effort.arch, h, w, SEED, start).to(device)
+    if budget is not None and effort.latent_search:  # the search's time comes out of the steps'
+        budget = replace(budget, reserve_steps=budget.reserve_steps + latent_search.COST_IN_STEPS)
     optimize([net], [target], lam, effort, budget, _bar(effort.steps, budget, progress, label))
     if effort.latent_search:
         latent_search.search(net, target, lam)
