@@ -101,6 +101,12 @@ def test_the_decoder_gives_the_same_pixels_in_bands_on_any_number_of_threads(rgb
         monkeypatch.setattr(integer, "threads", lambda n=n: n)
         np.testing.assert_array_equal(gencompress.decode(data), once)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == blas
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:  # decodes in several threads at once, sharing the bands' pool
+        for pixels in pool.map(gencompress.decode, [data] * 6):
+            np.testing.assert_array_equal(pixels, once)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == blas
 
     import multiprocessing
 

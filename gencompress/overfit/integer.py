@@ -235,8 +235,6 @@ def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int, residua
 T = TypeVar("T")
 _worker = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
-if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads: it makes its own pools
-    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def threads() -> int:
@@ -266,7 +264,7 @@ def _map(fn: Callable[[T], None], items: Iterable[T]) -> None:
         finally:
             _worker.busy = False
 
-    with _blas().limit(limits=1, user_api="blas"):  # BLAS's own threads would compete with the bands'
+    with _blas_at_one_thread:  # BLAS's own threads would compete with the bands'
         if n < 2 or len(items) < 2:
             for item in items:
                 run(item)
@@ -278,10 +276,44 @@ def _map(fn: Callable[[T], None], items: Iterable[T]) -> None:
 
 @functools.cache
 def _blas() -> ThreadpoolController:
-    """The BLAS libraries loaded (numpy's OpenBLAS), held at one thread while a layer's bands run:
-    its products are too small for BLAS's threads to pay, and theirs spin beside the bands' threads
-    (kodim01 decoded in 0.41 s with BLAS at one thread, 0.48 s at two; benchmarks/overfit_ab.py)."""
+    """The BLAS libraries loaded (numpy's OpenBLAS)."""
     return ThreadpoolController()
+
+
+class _BlasAtOneThread:
+    """BLAS held at one thread while a layer's bands run: its products are too small for BLAS's
+    threads to pay, and theirs spin beside the bands' threads (kodim01 decoded in 0.41 s with BLAS
+    at one thread, 0.48 s at two; benchmarks/overfit_ab.py). Counted, so that decodes running in
+    several threads at once give BLAS back its own thread count when the last of them is done."""
+
+    def __init__(self) -> None:
+        self.lock, self.users, self.limiter = threading.Lock(), 0, None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if not self.users:
+                self.limiter = _blas().limit(limits=1, user_api="blas")
+            self.users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.users -= 1
+            if not self.users:
+                self.limiter.restore_original_limits()
+
+
+_blas_at_one_thread = _BlasAtOneThread()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads: it makes its own pools and counts afresh."""
+    global _blas_at_one_thread
+    _pools.clear()
+    _blas_at_one_thread = _BlasAtOneThread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _floor_clip(acc: np.ndarray, low: float = -ACTIVATION_LIMIT) -> np.ndarray:

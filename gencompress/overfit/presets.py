@@ -88,7 +88,8 @@ class Effort:
 # 10% more steps: default 300 -> 330, fast 80 -> 88, high 2400 -> 2640 (2400 fitted 10 minutes
 # at the slow session's 0.222-0.241 s a step; 3000 did not: 669-726 s). Steps, not seconds, so
 # that the same image and settings give the same bytes on any machine as fast; `--time-budget`
-# is the choice for seconds.
+# is the choice for seconds. Recipe 14 gives the default effort's last 7 steps to the latent search
+# (their time: 5 to 8 steps on held-out crops), 330 -> 323.
 # The high effort's entropy model also reads the five coarser grids beyond the parent
 # (architecture.py, "ancestors"; tile version 2): in 2640-step fits of held-out 384x512 crops at q5
 # the whole file's MSE + lambda x bits fell in 3 fits of 4 (-3.1%) (README, "The ARMs read the coarser
