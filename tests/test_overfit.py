@@ -203,6 +203,10 @@ def test_the_latent_search_lowers_the_loss_and_leaves_integers(rgb):
         net = fit.fit(image, lam, presets.Effort(steps=4, latent_search=searched), torch.device("cpu"), quality=5)
         scaled = net.latents[0].detach() * 16
         assert torch.equal(scaled, torch.round(scaled)) == searched
+    net = fit.fit(image, lam, presets.Effort(steps=4, latent_search=True), torch.device("cpu"), quality=5,
+                  budget=fit.Budget(0.3))  # not under a time budget
+    scaled = net.latents[0].detach() * 16
+    assert not torch.equal(scaled, torch.round(scaled))
 
 
 def test_the_synthesis_runs_in_bfloat16_only_where_the_cpu_has_it(monkeypatch):

@@ -29,7 +29,6 @@ from .network import LATENT_GAIN, OverfitNet
 
 REACH = 2  # how far a finest-grid latent reaches, in pixels and in finest latents
 SPACING = 2 * REACH + 1
-COST_IN_STEPS = 8  # what a search costs, in the fit's steps of the same tile (5 to 8 measured)
 
 
 @torch.no_grad()
