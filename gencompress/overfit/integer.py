@@ -105,7 +105,11 @@ class IntegerDecoder:
             rows, cols = len(range(row, grid.shape[0], 2)), len(range(col, grid.shape[1], 2))
             step = max(1, ROW_BLOCK // max(cols, 1))
             jobs += [(row, col, cols, i0, min(rows, i0 + step)) for i0 in range(0, rows, step)]
-        _map(band, jobs)
+        if grid.size > ROW_BLOCK:
+            _map(band, jobs)
+        else:  # a small grid's two rectangles: threads would cost more than they share
+            for job in jobs:
+                band(job)
         return shift[mask], index[mask]
 
     def arm(self, feats: np.ndarray, module: str) -> tuple[np.ndarray, np.ndarray]:
